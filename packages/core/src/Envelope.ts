@@ -1,0 +1,127 @@
+/**
+ * The envelope: what crosses the wire. Bytes, string headers, and the fields
+ * every Lossless message has.
+ *
+ * Transports carry envelopes; they never see typed payloads. `toWireHeaders`
+ * and `fromWire` are the one mapping between an envelope and a broker message
+ * made of a body and string headers, so every adapter agrees on where the id,
+ * timestamp, key and delivery time travel.
+ *
+ * @since 0.1.0
+ */
+import { Effect } from "effect"
+import { MalformedEnvelope } from "./Errors.ts"
+import * as Headers from "./Headers.ts"
+
+/** A message as bytes and headers. */
+export interface Envelope {
+  /** Assigned once by the producer; never changes across retries and redeliveries. */
+  readonly id: string
+  readonly topic: string
+  /** Ordering/partitioning key; messages with one key keep their order where the broker orders. */
+  readonly key: string | undefined
+  readonly payload: Uint8Array
+  /** User headers plus the reserved ones core stamps (producer id, sequence, attempt, trace). */
+  readonly headers: Readonly<Record<string, string>>
+  /** Creation time, epoch milliseconds. */
+  readonly timestamp: number
+  /** Not deliverable before this time, epoch milliseconds. */
+  readonly deliverAt: number | undefined
+}
+
+/** Builds an envelope; absent optional fields become `undefined` or empty. */
+export const make = (fields: {
+  readonly id: string
+  readonly topic: string
+  readonly payload: Uint8Array
+  readonly timestamp: number
+  readonly key?: string | undefined
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  readonly deliverAt?: number | undefined
+}): Envelope => ({
+  id: fields.id,
+  topic: fields.topic,
+  key: fields.key,
+  payload: fields.payload,
+  headers: fields.headers ?? {},
+  timestamp: fields.timestamp,
+  deliverAt: fields.deliverAt
+})
+
+/** The processing attempt recorded on the envelope: 1 unless a `retryLater` raised it. */
+export const attempt = (envelope: Envelope): number => {
+  const raw = envelope.headers[Headers.Attempt]
+  const n = raw === undefined ? Number.NaN : Number(raw)
+  return Number.isInteger(n) && n >= 1 ? n : 1
+}
+
+/** A copy of the envelope with the given attempt recorded. */
+export const withAttempt = (envelope: Envelope, n: number): Envelope => ({
+  ...envelope,
+  headers: { ...envelope.headers, [Headers.Attempt]: String(n) }
+})
+
+/** A copy of the envelope with extra headers (later names win). */
+export const withHeaders = (envelope: Envelope, headers: Readonly<Record<string, string>>): Envelope => ({
+  ...envelope,
+  headers: { ...envelope.headers, ...headers }
+})
+
+/**
+ * The headers to put on a broker message: the envelope's headers plus the
+ * reserved ones for id, timestamp, key and delivery time.
+ */
+export const toWireHeaders = (envelope: Envelope): Record<string, string> => {
+  const wire: Record<string, string> = {
+    ...envelope.headers,
+    [Headers.MessageId]: envelope.id,
+    [Headers.Timestamp]: String(envelope.timestamp)
+  }
+  if (envelope.key !== undefined) wire[Headers.Key] = envelope.key
+  if (envelope.deliverAt !== undefined) wire[Headers.DeliverAt] = String(envelope.deliverAt)
+  return wire
+}
+
+const structural = new Set([Headers.MessageId, Headers.Timestamp, Headers.Key, Headers.DeliverAt])
+
+/**
+ * Rebuilds an envelope from a broker message's body and headers, as written by
+ * `toWireHeaders`. A message without a Lossless id is malformed, not silently
+ * given a new id: a new id would defeat dedupe.
+ */
+export const fromWire = (wire: {
+  readonly topic: string
+  readonly payload: Uint8Array
+  readonly headers: Readonly<Record<string, string | undefined>>
+  /** The broker's own key field, used when the header is absent. */
+  readonly key?: string | undefined
+}): Effect.Effect<Envelope, MalformedEnvelope> => {
+  const id = wire.headers[Headers.MessageId]
+  if (id === undefined || id === "") {
+    return Effect.fail(new MalformedEnvelope({ topic: wire.topic, reason: `missing header ${Headers.MessageId}` }))
+  }
+  const timestamp = Number(wire.headers[Headers.Timestamp])
+  if (!Number.isFinite(timestamp)) {
+    return Effect.fail(
+      new MalformedEnvelope({ topic: wire.topic, reason: `missing or invalid header ${Headers.Timestamp}` })
+    )
+  }
+  const deliverAtRaw = wire.headers[Headers.DeliverAt]
+  const deliverAt = deliverAtRaw === undefined ? undefined : Number(deliverAtRaw)
+  if (deliverAt !== undefined && !Number.isFinite(deliverAt)) {
+    return Effect.fail(new MalformedEnvelope({ topic: wire.topic, reason: `invalid header ${Headers.DeliverAt}` }))
+  }
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(wire.headers)) {
+    if (value !== undefined && !structural.has(name)) headers[name] = value
+  }
+  return Effect.succeed({
+    id,
+    topic: wire.topic,
+    key: wire.headers[Headers.Key] ?? wire.key,
+    payload: wire.payload,
+    headers,
+    timestamp,
+    deliverAt
+  })
+}

@@ -1,0 +1,102 @@
+/**
+ * Messages: typed payloads with the fields every message carries.
+ *
+ * `encode` is the producer-side boundary: it validates the payload against
+ * the topic's schema and the user's headers, assigns the id once, and yields
+ * the envelope that transports carry. `decode` is the consumer-side boundary.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Duration, Effect } from "effect"
+import * as Envelope from "./Envelope.ts"
+import { type DecodeFailed, InvalidHeader, type SchemaViolation } from "./Errors.ts"
+import * as Headers from "./Headers.ts"
+import * as MessageId from "./MessageId.ts"
+import type { Topic } from "./Topic.ts"
+
+/** A decoded message of a topic. */
+export interface Message<A> {
+  readonly id: string
+  readonly topic: string
+  readonly key: string | undefined
+  readonly payload: A
+  /** All headers, user and reserved. */
+  readonly headers: Readonly<Record<string, string>>
+  readonly timestamp: number
+  readonly deliverAt: number | undefined
+}
+
+/** Options of a single send. */
+export interface SendOptions {
+  /** Ordering/partitioning key. */
+  readonly key?: string | undefined
+  /** User headers; names starting with `lossless-` are reserved. */
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  /** A message id chosen by the caller, e.g. a business key; defaults to a new UUIDv7. */
+  readonly id?: string | undefined
+  /** Deliver no earlier than this time. */
+  readonly deliverAt?: Date | number | undefined
+  /** Deliver no earlier than this long after sending (ignored when `deliverAt` is set). */
+  readonly delay?: Duration.Input | undefined
+}
+
+const checkHeaders = (headers: Readonly<Record<string, string>>): Effect.Effect<void, InvalidHeader> => {
+  for (const [name, value] of Object.entries(headers)) {
+    if (name === "") return Effect.fail(new InvalidHeader({ name, reason: "header names must not be empty" }))
+    if (Headers.isReserved(name)) {
+      return Effect.fail(new InvalidHeader({ name, reason: `names starting with "${Headers.prefix}" are reserved` }))
+    }
+    if (typeof value !== "string") {
+      return Effect.fail(new InvalidHeader({ name, reason: "header values must be strings" }))
+    }
+  }
+  return Effect.void
+}
+
+/**
+ * Validates and encodes a payload into an envelope for `topic`. Fails with
+ * `SchemaViolation` or `InvalidHeader` before anything is sent.
+ */
+export const encode = <A>(
+  topic: Topic<A>,
+  payload: A,
+  options: SendOptions = {}
+): Effect.Effect<Envelope.Envelope, SchemaViolation | InvalidHeader> =>
+  Effect.gen(function* () {
+    const headers = options.headers ?? {}
+    yield* checkHeaders(headers)
+    if (options.id !== undefined && options.id === "") {
+      return yield* new InvalidHeader({ name: Headers.MessageId, reason: "a message id must not be empty" })
+    }
+    const bytes = yield* topic.encode(payload)
+    const now = yield* Clock.currentTimeMillis
+    const deliverAt =
+      options.deliverAt !== undefined
+        ? typeof options.deliverAt === "number"
+          ? options.deliverAt
+          : options.deliverAt.getTime()
+        : options.delay !== undefined
+          ? now + Duration.toMillis(options.delay)
+          : undefined
+    return Envelope.make({
+      id: options.id ?? MessageId.fromMillis(now),
+      topic: topic.name,
+      key: options.key,
+      payload: bytes,
+      headers,
+      timestamp: now,
+      deliverAt
+    })
+  })
+
+/** Decodes an envelope of `topic` into a typed message. */
+export const decode = <A>(topic: Topic<A>, envelope: Envelope.Envelope): Effect.Effect<Message<A>, DecodeFailed> =>
+  Effect.map(topic.decode(envelope), (payload) => ({
+    id: envelope.id,
+    topic: envelope.topic,
+    key: envelope.key,
+    payload,
+    headers: envelope.headers,
+    timestamp: envelope.timestamp,
+    deliverAt: envelope.deliverAt
+  }))

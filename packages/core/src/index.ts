@@ -1,0 +1,36 @@
+/**
+ * @lossless/core: reliable, broker-agnostic messaging on Effect.
+ *
+ * The model: a `Topic` is a named, typed stream; a `Message` is encoded into
+ * an `Envelope` (bytes and headers) that a `Transport` carries. Transports
+ * are chosen by URL (`TransportUrl`) from the plugins the adapters export.
+ *
+ * @since 0.1.0
+ */
+
+/** What a transport does natively. */
+export * as Capabilities from "./Capabilities.ts"
+/** Payload codecs (JSON by default). */
+export * as Codec from "./Codec.ts"
+/** Dead-letter envelopes and their reason headers. */
+export * as DeadLetter from "./DeadLetter.ts"
+/** A delivery and its settlements: ack, retryLater, deadLetter. */
+export * as Delivery from "./Delivery.ts"
+/** What crosses the wire, and the one mapping to broker headers. */
+export * as Envelope from "./Envelope.ts"
+/** Every typed error, each saying whether it is retryable. */
+export * from "./Errors.ts"
+/** Reserved header names. */
+export * as Headers from "./Headers.ts"
+/** Typed messages; the encode/decode boundary. */
+export * as Message from "./Message.ts"
+/** UUIDv7 message ids. */
+export * as MessageId from "./MessageId.ts"
+/** Portable topic and group names. */
+export * as Names from "./Names.ts"
+/** Named, typed topics. */
+export * as Topic from "./Topic.ts"
+/** The transport contract adapters implement. */
+export * as Transport from "./Transport.ts"
+/** Choosing a transport from a URL (`LOSSLESS_URL`). */
+export * as TransportUrl from "./TransportUrl.ts"

@@ -1,0 +1,13 @@
+/**
+ * @lossless/testkit: the conformance suite every transport runs, and the
+ * helpers for tests that count.
+ *
+ * @since 0.1.0
+ */
+
+/** The shared conformance suite for transports. */
+export * as Conformance from "./Conformance.ts"
+/** Unique names, envelopes, subscriptions and counting assertions. */
+export * as Harness from "./Harness.ts"
+/** Reachability checks for the services real-broker suites need. */
+export * as Services from "./Services.ts"
