@@ -12,6 +12,7 @@
 import { Effect } from "effect"
 import { MalformedEnvelope } from "./Errors.ts"
 import * as Headers from "./Headers.ts"
+import { envelopeSchema } from "./internal/envelopeSchema.ts"
 
 /** A message as bytes and headers. */
 export interface Envelope {
@@ -28,6 +29,9 @@ export interface Envelope {
   /** Not deliverable before this time, epoch milliseconds. */
   readonly deliverAt: number | undefined
 }
+
+/** The envelope as a schema, for errors and stores that carry envelopes. */
+export const schema = envelopeSchema
 
 /** Builds an envelope; absent optional fields become `undefined` or empty. */
 export const make = (fields: {

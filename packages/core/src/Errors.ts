@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import { envelopeSchema } from "./internal/envelopeSchema.ts"
 
 const Settlement = Schema.Literals(["ack", "retryLater", "deadLetter"])
 
@@ -252,6 +253,18 @@ export class SettlementFailed extends Schema.TaggedError<SettlementFailed>()("Se
   }
 }
 
+/** A handler failure that no retry can fix: the consumer dead-letters the message at once. */
+export class PermanentFailure extends Schema.TaggedError<PermanentFailure>()("PermanentFailure", {
+  reason: Schema.String
+}) {
+  get retryable(): boolean {
+    return false
+  }
+  override get message(): string {
+    return this.reason
+  }
+}
+
 /** Why a single envelope was not confirmed by `Transport.publish`. */
 export type PublishError =
   | Unroutable
@@ -262,6 +275,48 @@ export type PublishError =
   | PublishTimeout
   | ConnectionLost
   | TransportUnavailable
+
+const PublishErrorSchema = Schema.Union([
+  Unroutable,
+  TopicNotFound,
+  MessageTooLarge,
+  BrokerRejected,
+  PersistenceTimeout,
+  PublishTimeout,
+  ConnectionLost,
+  TransportUnavailable
+])
+
+/** One message a send gave up on, with its envelope, so nothing is dropped silently. */
+export const SendFailure = Schema.Struct({
+  envelope: envelopeSchema,
+  attempts: Schema.Number,
+  error: PublishErrorSchema
+})
+export type SendFailure = typeof SendFailure.Type
+
+/**
+ * A send that was not confirmed: permanent failures after one attempt,
+ * retryable ones after the retry schedule gave up. Carries each failed
+ * envelope; the ids in `confirmed` were stored by the broker.
+ */
+export class SendFailed extends Schema.TaggedError<SendFailed>()("SendFailed", {
+  failures: Schema.Array(SendFailure),
+  confirmed: Schema.Array(Schema.String)
+}) {
+  /** Whether every failure was retryable (a later re-send may succeed). */
+  get retryable(): boolean {
+    return this.failures.every((f) => f.error.retryable)
+  }
+  override get message(): string {
+    const first = this.failures[0]
+    const total = this.failures.length + this.confirmed.length
+    const head = `${this.failures.length} of ${total} message(s) not confirmed`
+    return first === undefined
+      ? head
+      : `${head}; first: ${first.envelope.id} on "${first.envelope.topic}" after ${first.attempts} attempt(s): ${first.error.message}`
+  }
+}
 
 /** Why a subscription could not start or stopped. */
 export type SubscribeError = TopicNotFound | GroupNotFound | ConnectionLost | TransportUnavailable
@@ -284,6 +339,8 @@ export type LosslessError =
   | PublishError
   | SubscribeError
   | SettlementFailed
+  | SendFailed
+  | PermanentFailure
 
 /** Whether retrying the failed operation may succeed. Errors from outside Lossless are not retried. */
 export const isRetryable = (error: unknown): boolean =>

@@ -12,6 +12,8 @@
 export * as Capabilities from "./Capabilities.ts"
 /** Payload codecs (JSON by default). */
 export * as Codec from "./Codec.ts"
+/** The consumer runtime: ack after success, retry, dead letter, graceful shutdown. */
+export * as Consumer from "./Consumer.ts"
 /** Dead-letter envelopes and their reason headers. */
 export * as DeadLetter from "./DeadLetter.ts"
 /** A delivery and its settlements: ack, retryLater, deadLetter. */
@@ -28,6 +30,10 @@ export * as Message from "./Message.ts"
 export * as MessageId from "./MessageId.ts"
 /** Portable topic and group names. */
 export * as Names from "./Names.ts"
+/** Reliable publish: confirmed sends with retries, timeouts and backpressure. */
+export * as Publisher from "./Publisher.ts"
+/** What the consumer does when a handler fails. */
+export * as RetryPolicy from "./RetryPolicy.ts"
 /** Named, typed topics. */
 export * as Topic from "./Topic.ts"
 /** The transport contract adapters implement. */

@@ -1,0 +1,279 @@
+/**
+ * The consumer runtime: runs a handler for a topic and group and settles
+ * each delivery only after the handler's Effect has finished.
+ *
+ * - Success → `ack`.
+ * - Failure → the `RetryPolicy`: immediate retries, then `retryLater` with the
+ *   schedule's delay for the attempt, then `deadLetter` with the error.
+ * - Undecodable payload, or an error the policy deems permanent → `deadLetter` at once.
+ * - Interruption (shutdown) → no settlement: the broker redelivers.
+ *
+ * At most `concurrency` handlers run at once. With `ordering: "key"` (the
+ * default) messages with the same key are handled one at a time, in delivery
+ * order; a message handed to `retryLater` leaves that order, as on every
+ * broker. Shutdown stops taking new deliveries, lets running handlers finish
+ * within `shutdownTimeout`, then interrupts the rest without settling them.
+ *
+ * Work the handler starts but does not wait for (a forked fiber, a promise not
+ * awaited) is not covered by the ack: keep all of it inside the handler's Effect.
+ *
+ * @since 0.1.0
+ */
+import {
+  Cause,
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Queue,
+  Schedule,
+  type Scope,
+  Stream
+} from "effect"
+import type { Delivery } from "./Delivery.ts"
+import {
+  type GroupNotFound,
+  isRetryable,
+  type SettlementFailed,
+  type SubscribeError,
+  type TopicNotFound,
+  type TopologyError
+} from "./Errors.ts"
+import * as Message from "./Message.ts"
+import * as Names from "./Names.ts"
+import * as RetryPolicy from "./RetryPolicy.ts"
+import type { Topic } from "./Topic.ts"
+import { Transport } from "./Transport.ts"
+
+/** What a handler knows about the delivery besides the message. */
+export interface Context {
+  readonly group: string
+  /** 1 on first delivery, raised by each delayed retry. */
+  readonly attempt: number
+  /** Delivered before without settlement (a consumer crashed or stopped mid-handling). */
+  readonly redelivered: boolean
+}
+
+/** Handles one message. Its success acks the message; its failure goes to the retry policy. */
+export type Handler<A, E, R> = (message: Message.Message<A>, context: Context) => Effect.Effect<void, E, R>
+
+export interface ConsumerOptions<A, E, R> {
+  readonly topic: Topic<A>
+  readonly group: string
+  readonly handler: Handler<A, E, R>
+  /**
+   * Handlers running at once.
+   * @default 16
+   */
+  readonly concurrency?: number | undefined
+  /**
+   * Deliveries the broker may hand out ahead of the handlers.
+   * @default 2 × concurrency
+   */
+  readonly prefetch?: number | undefined
+  /**
+   * `"key"`: one message per key at a time, in delivery order. `"none"`: any order.
+   * @default "key"
+   */
+  readonly ordering?: "key" | "none" | undefined
+  /** Overrides of `RetryPolicy.defaults`. */
+  readonly retry?: Partial<RetryPolicy.RetryPolicy> | undefined
+  /**
+   * How long shutdown waits for running handlers before interrupting them.
+   * @default 30 seconds
+   */
+  readonly shutdownTimeout?: Duration.Input | undefined
+  /**
+   * When a subscription fails with a retryable error, how to resubscribe.
+   * @default exponential from 200 ms capped at 30 s, forever
+   */
+  readonly resubscribe?: Schedule.Schedule<unknown, unknown> | undefined
+}
+
+/** A running consumer. */
+export interface Running {
+  /** Stops intake, waits for running handlers up to the shutdown timeout, then ends the subscription. */
+  readonly stop: Effect.Effect<void>
+  /** Completes when the consumer stops; fails if its subscription failed for good. */
+  readonly done: Effect.Effect<void, TopicNotFound | GroupNotFound | SubscribeError>
+}
+
+/** Errors that end a consumer: its topology or subscription cannot be had. */
+export type ConsumerError = TopologyError | SubscribeError
+
+/** Resubscribes after 200 ms, 400 ms ... capped at 30 s, for as long as the error is retryable. */
+export const defaultResubscribe: Schedule.Schedule<unknown, unknown> = Schedule.min([
+  Schedule.exponential("200 millis", 2),
+  Schedule.spaced("30 seconds")
+]).pipe(Schedule.jittered)
+
+const describe = (error: unknown): string => {
+  if (error instanceof Error) {
+    const tag = (error as { _tag?: unknown })._tag
+    return `${typeof tag === "string" ? tag : error.name}: ${error.message}`
+  }
+  if (typeof error === "object" && error !== null && "_tag" in error) {
+    try {
+      return JSON.stringify(error)
+    } catch {
+      return String((error as { _tag: unknown })._tag)
+    }
+  }
+  return String(error)
+}
+
+/** Why a handler run failed: its error, or a defect it threw. */
+class HandlerFailure {
+  readonly cause: Cause.Cause<unknown>
+  constructor(cause: Cause.Cause<unknown>) {
+    this.cause = cause
+  }
+  get error(): unknown {
+    return Cause.squash(this.cause)
+  }
+}
+
+const hash = (key: string): number => {
+  let h = 2166136261
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i)
+    h = Math.imul(h, 16777619)
+  }
+  return h >>> 0
+}
+
+/**
+ * Starts a consumer in the current scope. Closing the scope shuts it down
+ * gracefully. Fails at once if its topology cannot be declared.
+ */
+export const start = <A, E, R>(
+  options: ConsumerOptions<A, E, R>
+): Effect.Effect<Running, ConsumerError, Transport | Scope.Scope | R> =>
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    const { topic, group, handler } = options
+    yield* Names.validate("group", group)
+    const concurrency = Math.max(1, Math.floor(options.concurrency ?? 16))
+    const prefetch = Math.max(1, Math.floor(options.prefetch ?? concurrency * 2))
+    const byKey = (options.ordering ?? "key") === "key"
+    const policy = RetryPolicy.make(options.retry)
+    const shutdownTimeout = options.shutdownTimeout ?? "30 seconds"
+    const resubscribe = options.resubscribe ?? defaultResubscribe
+
+    yield* transport.ensureTopology({ topics: [topic.name], groups: [{ topic: topic.name, group }] })
+
+    const settle = (delivery: Delivery, settlement: Effect.Effect<void, SettlementFailed>) =>
+      Effect.catchTag(settlement, "SettlementFailed", (e) =>
+        Effect.logWarning(`lossless: ${e.message}; the broker will redeliver ${delivery.envelope.id}`)
+      )
+
+    const handle = (delivery: Delivery): Effect.Effect<void, never, R> =>
+      Effect.gen(function* () {
+        const envelope = delivery.envelope
+        // Emulated delayed delivery for brokers that cannot hold a message until a time.
+        if (!transport.capabilities.delayedDelivery && envelope.deliverAt !== undefined) {
+          const now = yield* Clock.currentTimeMillis
+          if (envelope.deliverAt > now) return yield* settle(delivery, delivery.retryLater(envelope.deliverAt - now))
+        }
+        const decoded = yield* Effect.result(Message.decode(topic, envelope))
+        if (decoded._tag === "Failure") {
+          return yield* settle(delivery, delivery.deadLetter(describe(decoded.failure)))
+        }
+        const context: Context = { group, attempt: delivery.attempt, redelivered: delivery.redelivered }
+        const run = Effect.suspend(() => handler(decoded.success, context)).pipe(
+          Effect.catchCause((cause) =>
+            Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause as Cause.Cause<never>) : Effect.fail(new HandlerFailure(cause))
+          ),
+          Effect.retry({ times: policy.immediate, while: (failure) => !policy.isPermanent(failure.error) })
+        )
+        const exit = yield* Effect.exit(run)
+        if (Exit.isSuccess(exit)) return yield* settle(delivery, delivery.ack)
+        const failure = Cause.findErrorOption(exit.cause)
+        if (Option.isNone(failure)) return // interrupted: leave it unsettled for redelivery
+        const error = failure.value.error
+        if (policy.isPermanent(error)) {
+          return yield* settle(delivery, delivery.deadLetter(`permanent failure: ${describe(error)}`))
+        }
+        const delay = yield* RetryPolicy.delayAfter(policy, delivery.attempt, error)
+        if (Option.isNone(delay)) {
+          return yield* settle(
+            delivery,
+            delivery.deadLetter(`retries exhausted after ${delivery.attempt} attempt(s): ${describe(error)}`)
+          )
+        }
+        yield* Effect.logDebug(`lossless: retrying ${envelope.id} in ${Duration.format(delay.value)}`)
+        yield* settle(delivery, delivery.retryLater(delay.value))
+      })
+
+    // One lane per worker when ordering by key (same key, same lane); otherwise one shared lane.
+    const lanes = yield* Effect.forEach(Array.from({ length: byKey ? concurrency : 1 }), () =>
+      Queue.bounded<Delivery, Cause.Done>(byKey ? 1 : concurrency)
+    )
+    let stopping = false
+    let roundRobin = 0
+    const laneOf = (delivery: Delivery): Queue.Queue<Delivery, Cause.Done> => {
+      if (!byKey) return lanes[0] as Queue.Queue<Delivery, Cause.Done>
+      const key = delivery.envelope.key
+      const index = key === undefined ? roundRobin++ % lanes.length : hash(key) % lanes.length
+      return lanes[index] as Queue.Queue<Delivery, Cause.Done>
+    }
+
+    const worker = (lane: Queue.Queue<Delivery, Cause.Done>) =>
+      Effect.whileLoop({
+        while: () => !stopping,
+        body: () =>
+          Effect.flatMap(Queue.take(lane), (delivery) =>
+            // A delivery taken after shutdown began is left unsettled for redelivery.
+            stopping ? Effect.void : handle(delivery)
+          ),
+        step: () => {}
+      }).pipe(Effect.catchTag("Done", () => Effect.void))
+
+    const done = yield* Deferred.make<void, SubscribeError>()
+    const subscription = Stream.runForEach(
+      transport.subscribe(topic.name, group, { prefetch }),
+      (delivery) => Queue.offer(laneOf(delivery), delivery)
+    ).pipe(
+      Effect.tapError((e) => Effect.logWarning(`lossless: subscription ${topic.name}/${group} failed: ${e.message}`)),
+      Effect.retry({ schedule: resubscribe, while: isRetryable }),
+      Effect.exit,
+      Effect.flatMap((exit) => Deferred.done(done, Exit.isFailure(exit) ? exit : Exit.void))
+    )
+
+    const workers = yield* Effect.forEach(
+      Array.from({ length: concurrency }, (_, i) => lanes[byKey ? i : 0] as Queue.Queue<Delivery, Cause.Done>),
+      (lane) => Effect.forkChild(worker(lane))
+    )
+    const subscriber = yield* Effect.forkChild(subscription)
+
+    const stop = Effect.gen(function* () {
+      if (stopping) return
+      stopping = true
+      for (const lane of lanes) Queue.endUnsafe(lane)
+      const finished = yield* Fiber.joinAll(workers).pipe(Effect.timeoutOption(shutdownTimeout))
+      if (Option.isNone(finished)) {
+        yield* Effect.logWarning(
+          `lossless: handlers of ${topic.name}/${group} still running after ${Duration.format(Duration.fromInputUnsafe(shutdownTimeout))}; interrupting them unsettled`
+        )
+        yield* Fiber.interruptAll(workers)
+      }
+      // Ending the subscription returns whatever is still unsettled to the broker.
+      yield* Fiber.interrupt(subscriber)
+      yield* Deferred.done(done, Exit.void)
+    }).pipe(Effect.uninterruptible)
+
+    yield* Effect.addFinalizer(() => stop)
+    return { stop, done: Deferred.await(done) }
+  })
+
+/** Runs a consumer until interrupted; fails if its subscription fails for good. */
+export const run = <A, E, R>(options: ConsumerOptions<A, E, R>): Effect.Effect<void, ConsumerError, Transport | R> =>
+  Effect.scoped(Effect.flatMap(start(options), (running) => running.done))
+
+/** A consumer that runs for the lifetime of the layer. */
+export const layer = <A, E, R>(options: ConsumerOptions<A, E, R>): Layer.Layer<never, ConsumerError, Transport | R> =>
+  Layer.effectDiscard(start(options))

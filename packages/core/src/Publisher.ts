@@ -1,0 +1,208 @@
+/**
+ * Reliable publish: a send succeeds only after the broker confirmed it.
+ *
+ * `send` validates and encodes the payload, runs the publish interceptors
+ * (sequence stamps, trace context), publishes through the transport and
+ * waits for the confirm. Each attempt has a deadline; retryable failures
+ * (timeouts, lost connections, broker nacks) are retried on a `Schedule`,
+ * permanent ones (unroutable, too large, unknown topic) are not. A final
+ * failure is a `SendFailed` carrying every unconfirmed envelope: nothing is
+ * dropped silently. The message id is fixed before the first attempt and
+ * never changes, so a retry that duplicates a message can be deduplicated.
+ *
+ * At most `maxInFlight` messages are outstanding per publisher; further sends
+ * wait (backpressure) instead of buffering without bound.
+ *
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Layer, Result, Schedule, Semaphore } from "effect"
+import type { Envelope } from "./Envelope.ts"
+import {
+  type InvalidHeader,
+  type PublishError,
+  PublishTimeout,
+  type SchemaViolation,
+  SendFailed,
+  type SendFailure
+} from "./Errors.ts"
+import * as Message from "./Message.ts"
+import type { Topic } from "./Topic.ts"
+import { Transport } from "./Transport.ts"
+
+/** A confirmed message. */
+export interface Sent {
+  readonly id: string
+  readonly topic: string
+  /** Publish attempts it took, 1 when the first was confirmed. */
+  readonly attempts: number
+}
+
+/** Rewrites envelopes just before they are published (stamps headers). Runs once per send, not per attempt. */
+export type Interceptor = (envelopes: ReadonlyArray<Envelope>) => Effect.Effect<ReadonlyArray<Envelope>>
+
+export interface PublisherOptions {
+  /**
+   * When to retry an unconfirmed batch; its input is the last error.
+   * @default exponential from 100 ms, doubling, capped at 5 s, jittered, at most 8 retries
+   */
+  readonly retry?: Schedule.Schedule<unknown, PublishError> | undefined
+  /**
+   * Deadline of one publish attempt, after which it counts as a retryable `PublishTimeout`.
+   * @default 30 seconds
+   */
+  readonly attemptTimeout?: Duration.Input | undefined
+  /**
+   * Most messages outstanding at once; more sends wait.
+   * @default 4096
+   */
+  readonly maxInFlight?: number | undefined
+  /** Applied in order to every batch before its first attempt. */
+  readonly interceptors?: ReadonlyArray<Interceptor> | undefined
+}
+
+/** The default retry schedule of a send. */
+export const defaultRetry: Schedule.Schedule<unknown, PublishError> = Schedule.min([
+  Schedule.exponential("100 millis", 2),
+  Schedule.spaced("5 seconds")
+]).pipe(Schedule.jittered, Schedule.upTo({ times: 8 }))
+
+/** A message of a batch send. */
+export interface Outgoing<A> extends Message.SendOptions {
+  readonly payload: A
+}
+
+export interface PublisherShape {
+  /** Sends one message; succeeds once the broker confirmed it. */
+  readonly send: <A>(
+    topic: Topic<A>,
+    payload: A,
+    options?: Message.SendOptions
+  ) => Effect.Effect<Sent, SchemaViolation | InvalidHeader | SendFailed>
+  /**
+   * Sends messages of one topic as one batch. Validation happens first for
+   * all of them, so an invalid message fails the batch before anything is sent.
+   */
+  readonly sendBatch: <A>(
+    topic: Topic<A>,
+    messages: ReadonlyArray<Outgoing<A>>
+  ) => Effect.Effect<ReadonlyArray<Sent>, SchemaViolation | InvalidHeader | SendFailed>
+  /** Publishes ready envelopes (re-sends, relays, re-drives) with the same confirm and retry rules. */
+  readonly publish: (envelopes: ReadonlyArray<Envelope>) => Effect.Effect<ReadonlyArray<Sent>, SendFailed>
+}
+
+/** Reliable publishing over the current transport. */
+export class Publisher extends Context.Service<Publisher, PublisherShape>()("@lossless/core/Publisher") {}
+
+interface Pending {
+  readonly index: number
+  readonly envelope: Envelope
+  attempts: number
+  error: PublishError | undefined
+}
+
+/** Builds a publisher over the current transport. */
+export const make = (options: PublisherOptions = {}): Effect.Effect<PublisherShape, never, Transport> =>
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    const schedule = options.retry ?? defaultRetry
+    const timeout = Duration.fromInputUnsafe(options.attemptTimeout ?? "30 seconds")
+    const timeoutMillis = Duration.toMillis(timeout)
+    const maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? 4096))
+    const interceptors = options.interceptors ?? []
+    const permits = yield* Semaphore.make(maxInFlight)
+
+    const publishOnce = (envelopes: ReadonlyArray<Envelope>): Effect.Effect<ReadonlyArray<Sent>, SendFailed> =>
+      Effect.gen(function* () {
+        let batch = envelopes
+        for (const intercept of interceptors) batch = yield* intercept(batch)
+        const sent: Array<Sent | undefined> = new Array(batch.length)
+        const failures: Array<SendFailure> = []
+        let pending: Array<Pending> = batch.map((envelope, index) => ({ index, envelope, attempts: 0, error: undefined }))
+
+        const attempt = Effect.suspend(() => {
+          const current = pending
+          return transport.publish(current.map((p) => p.envelope)).pipe(
+            Effect.timeoutOrElse({
+              duration: timeout,
+              orElse: () =>
+                Effect.succeed(
+                  current.map((p) =>
+                    Result.fail(
+                      new PublishTimeout({ topic: p.envelope.topic, messageId: p.envelope.id, timeoutMillis })
+                    )
+                  )
+                )
+            }),
+            Effect.flatMap((results) => {
+              const again: Array<Pending> = []
+              current.forEach((p, i) => {
+                p.attempts++
+                const result = results[i]
+                if (result === undefined) {
+                  p.error = new PublishTimeout({ topic: p.envelope.topic, messageId: p.envelope.id, timeoutMillis })
+                  again.push(p)
+                } else if (Result.isSuccess(result)) {
+                  sent[p.index] = { id: p.envelope.id, topic: p.envelope.topic, attempts: p.attempts }
+                } else if (result.failure.retryable) {
+                  p.error = result.failure
+                  again.push(p)
+                } else {
+                  failures.push({ envelope: p.envelope, attempts: p.attempts, error: result.failure })
+                }
+              })
+              pending = again
+              const first = again[0]
+              return first === undefined ? Effect.void : Effect.fail(first.error as PublishError)
+            })
+          )
+        })
+
+        // The schedule decides whether to go again; whatever is still pending when it gives up has failed.
+        yield* attempt.pipe(Effect.retry(schedule), Effect.ignore)
+        for (const p of pending) failures.push({ envelope: p.envelope, attempts: p.attempts, error: p.error as PublishError })
+        if (failures.length > 0) {
+          return yield* new SendFailed({
+            failures,
+            confirmed: sent.flatMap((s) => (s === undefined ? [] : [s.id]))
+          })
+        }
+        return sent as Array<Sent>
+      })
+
+    const publish = (envelopes: ReadonlyArray<Envelope>): Effect.Effect<ReadonlyArray<Sent>, SendFailed> =>
+      envelopes.length === 0
+        ? Effect.succeed([])
+        : Semaphore.withPermits(permits, Math.min(envelopes.length, maxInFlight))(publishOnce(envelopes))
+
+    return Publisher.of({
+      send: (topic, payload, sendOptions) =>
+        Effect.flatMap(Message.encode(topic, payload, sendOptions), (envelope) =>
+          Effect.map(publish([envelope]), (sent) => sent[0] as Sent)
+        ),
+      sendBatch: (topic, messages) =>
+        Effect.flatMap(
+          Effect.forEach(messages, (m) => Message.encode(topic, m.payload, m)),
+          publish
+        ),
+      publish
+    })
+  })
+
+/** A publisher over the current transport. */
+export const layer = (options: PublisherOptions = {}): Layer.Layer<Publisher, never, Transport> =>
+  Layer.effect(Publisher, make(options))
+
+/** Sends one message with the current publisher; succeeds once the broker confirmed it. */
+export const send = <A>(
+  topic: Topic<A>,
+  payload: A,
+  options?: Message.SendOptions
+): Effect.Effect<Sent, SchemaViolation | InvalidHeader | SendFailed, Publisher> =>
+  Publisher.use((p) => p.send(topic, payload, options))
+
+/** Sends a batch of one topic with the current publisher. */
+export const sendBatch = <A>(
+  topic: Topic<A>,
+  messages: ReadonlyArray<Outgoing<A>>
+): Effect.Effect<ReadonlyArray<Sent>, SchemaViolation | InvalidHeader | SendFailed, Publisher> =>
+  Publisher.use((p) => p.sendBatch(topic, messages))
