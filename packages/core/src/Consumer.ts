@@ -186,7 +186,9 @@ export const start = <A, E, R>(
         const context: Context = { group, attempt: delivery.attempt, redelivered: delivery.redelivered }
         const run = Effect.suspend(() => handler(decoded.success, context)).pipe(
           Effect.catchCause((cause) =>
-            Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause as Cause.Cause<never>) : Effect.fail(new HandlerFailure(cause))
+            Cause.hasInterruptsOnly(cause)
+              ? Effect.failCause(cause as Cause.Cause<never>)
+              : Effect.fail(new HandlerFailure(cause))
           ),
           Effect.retry({ times: policy.immediate, while: (failure) => !policy.isPermanent(failure.error) })
         )
@@ -234,9 +236,8 @@ export const start = <A, E, R>(
       }).pipe(Effect.catchTag("Done", () => Effect.void))
 
     const done = yield* Deferred.make<void, SubscribeError>()
-    const subscription = Stream.runForEach(
-      transport.subscribe(topic.name, group, { prefetch }),
-      (delivery) => Queue.offer(laneOf(delivery), delivery)
+    const subscription = Stream.runForEach(transport.subscribe(topic.name, group, { prefetch }), (delivery) =>
+      Queue.offer(laneOf(delivery), delivery)
     ).pipe(
       Effect.tapError((e) => Effect.logWarning(`lossless: subscription ${topic.name}/${group} failed: ${e.message}`)),
       Effect.retry({ schedule: resubscribe, while: isRetryable }),

@@ -86,6 +86,9 @@ export const toWireHeaders = (envelope: Envelope): Record<string, string> => {
   return wire
 }
 
+// Number("") is 0: a blank header must not become the epoch.
+const numeric = (raw: string | undefined): number => (raw === undefined || raw.trim() === "" ? Number.NaN : Number(raw))
+
 const structural = new Set([Headers.MessageId, Headers.Timestamp, Headers.Key, Headers.DeliverAt])
 
 /**
@@ -104,14 +107,14 @@ export const fromWire = (wire: {
   if (id === undefined || id === "") {
     return Effect.fail(new MalformedEnvelope({ topic: wire.topic, reason: `missing header ${Headers.MessageId}` }))
   }
-  const timestamp = Number(wire.headers[Headers.Timestamp])
+  const timestamp = numeric(wire.headers[Headers.Timestamp])
   if (!Number.isFinite(timestamp)) {
     return Effect.fail(
       new MalformedEnvelope({ topic: wire.topic, reason: `missing or invalid header ${Headers.Timestamp}` })
     )
   }
   const deliverAtRaw = wire.headers[Headers.DeliverAt]
-  const deliverAt = deliverAtRaw === undefined ? undefined : Number(deliverAtRaw)
+  const deliverAt = deliverAtRaw === undefined ? undefined : numeric(deliverAtRaw)
   if (deliverAt !== undefined && !Number.isFinite(deliverAt)) {
     return Effect.fail(new MalformedEnvelope({ topic: wire.topic, reason: `invalid header ${Headers.DeliverAt}` }))
   }

@@ -117,7 +117,12 @@ export const make = (options: PublisherOptions = {}): Effect.Effect<PublisherSha
         for (const intercept of interceptors) batch = yield* intercept(batch)
         const sent: Array<Sent | undefined> = new Array(batch.length)
         const failures: Array<SendFailure> = []
-        let pending: Array<Pending> = batch.map((envelope, index) => ({ index, envelope, attempts: 0, error: undefined }))
+        let pending: Array<Pending> = batch.map((envelope, index) => ({
+          index,
+          envelope,
+          attempts: 0,
+          error: undefined
+        }))
 
         const attempt = Effect.suspend(() => {
           const current = pending
@@ -159,7 +164,8 @@ export const make = (options: PublisherOptions = {}): Effect.Effect<PublisherSha
 
         // The schedule decides whether to go again; whatever is still pending when it gives up has failed.
         yield* attempt.pipe(Effect.retry(schedule), Effect.ignore)
-        for (const p of pending) failures.push({ envelope: p.envelope, attempts: p.attempts, error: p.error as PublishError })
+        for (const p of pending)
+          failures.push({ envelope: p.envelope, attempts: p.attempts, error: p.error as PublishError })
         if (failures.length > 0) {
           return yield* new SendFailed({
             failures,

@@ -39,8 +39,9 @@ export const display = (url: string | URL): string => {
     copy.password = "***"
     return copy.href
   }
-  // Unparseable input: mask anything between "user:" and "@".
-  return url.replace(/(\/\/[^/:@]*:)[^@/]*@/, "$1***@")
+  // Unparseable input: mask everything between "user:" and the last "@" of the authority,
+  // as URL parsing does (passwords often contain a raw "@").
+  return url.replace(/(\/\/[^/?#@:]*:)[^/?#]*@/, "$1***@")
 }
 
 /** Parses a transport URL, failing with `InvalidUrl` that names the problem. */

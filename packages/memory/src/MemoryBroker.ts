@@ -193,7 +193,10 @@ export class MemoryBroker {
   private deliver(deadQueue: () => GroupQueue) {
     return (queue: GroupQueue, subscriber: Subscriber, deliveryId: number, entry: Entry): Delivery.Delivery => {
       const broker = this
-      const envelope = entry.attempt > 1 ? Envelope.withAttempt(entry.envelope, entry.attempt) : entry.envelope
+      // Each delivery gets bytes of its own, as from a socket: a consumer changing them in place
+      // must not change what other groups or a redelivery receive.
+      const stored = entry.attempt > 1 ? Envelope.withAttempt(entry.envelope, entry.attempt) : entry.envelope
+      const envelope = { ...stored, payload: stored.payload.slice() }
       const take = (settlement: SettlementFailed["settlement"]): Effect.Effect<Entry, SettlementFailed> =>
         Effect.suspend(() => {
           const held = queue.release(subscriber, deliveryId)

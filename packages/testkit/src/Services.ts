@@ -10,6 +10,7 @@
  * @since 0.1.0
  */
 import { connect } from "node:net"
+import { TransportUrl } from "@lossless/core"
 
 export type ServiceName = "rabbitmq" | "redis" | "postgres"
 
@@ -49,8 +50,6 @@ export interface Check {
   readonly reason: string
 }
 
-const display = (raw: string): string => raw.replace(/(\/\/[^/:@]*:)[^@/]*@/, "$1***@")
-
 /** Whether the service at its URL answers its own protocol within `timeoutMillis`. */
 export const check = (service: ServiceName, timeoutMillis = 2000): Promise<Check> => {
   const raw = url(service)
@@ -61,14 +60,19 @@ export const check = (service: ServiceName, timeoutMillis = 2000): Promise<Check
     host = parsed.hostname.replace(/^\[|\]$/g, "") || host
     port = parsed.port === "" ? port : Number(parsed.port)
   } catch {
-    return Promise.resolve({ service, url: display(raw), available: false, reason: `invalid URL ${display(raw)}` })
+    return Promise.resolve({
+      service,
+      url: TransportUrl.display(raw),
+      available: false,
+      reason: `invalid URL ${TransportUrl.display(raw)}`
+    })
   }
   const greeting = greetings[service]
   return new Promise((resolve) => {
     const done = (available: boolean, reason: string) => {
       socket.destroy()
       clearTimeout(timer)
-      resolve({ service, url: display(raw), available, reason })
+      resolve({ service, url: TransportUrl.display(raw), available, reason })
     }
     const socket = connect({ host, port }, () => socket.write(greeting.send))
     const timer = setTimeout(

@@ -7,6 +7,8 @@
 
 /** The shared conformance suite for transports. */
 export * as Conformance from "./Conformance.ts"
+/** A transport wrapper that fails, stalls and duplicates on command. */
+export * as Faulty from "./Faulty.ts"
 /** Unique names, envelopes, subscriptions and counting assertions. */
 export * as Harness from "./Harness.ts"
 /** Reachability checks for the services real-broker suites need. */
