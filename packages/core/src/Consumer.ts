@@ -34,6 +34,7 @@ import {
   type Scope,
   Stream
 } from "effect"
+import * as Dedupe from "./Dedupe.ts"
 import type { Delivery } from "./Delivery.ts"
 import {
   type GroupNotFound,
@@ -80,6 +81,8 @@ export interface ConsumerOptions<A, E, R> {
    * @default "key"
    */
   readonly ordering?: "key" | "none" | undefined
+  /** Handle each message once per group despite redeliveries (see `Dedupe`). */
+  readonly dedupe?: Dedupe.DedupeOptions | undefined
   /** Overrides of `RetryPolicy.defaults`. */
   readonly retry?: Partial<RetryPolicy.RetryPolicy> | undefined
   /**
@@ -161,6 +164,7 @@ export const start = <A, E, R>(
     const prefetch = Math.max(1, Math.floor(options.prefetch ?? concurrency * 2))
     const byKey = (options.ordering ?? "key") === "key"
     const policy = RetryPolicy.make(options.retry)
+    const dedupe = options.dedupe === undefined ? undefined : Dedupe.resolve(options.dedupe)
     const shutdownTimeout = options.shutdownTimeout ?? "30 seconds"
     const resubscribe = options.resubscribe ?? defaultResubscribe
 
@@ -170,6 +174,86 @@ export const start = <A, E, R>(
       Effect.catchTag(settlement, "SettlementFailed", (e) =>
         Effect.logWarning(`lossless: ${e.message}; the broker will redeliver ${delivery.envelope.id}`)
       )
+
+    /** Runs the handler with immediate retries; the exit says how it ended. */
+    const runHandler = (message: Message.Message<A>, context: Context) =>
+      Effect.suspend(() => handler(message, context)).pipe(
+        Effect.catchCause((cause) =>
+          Cause.hasInterruptsOnly(cause)
+            ? Effect.failCause(cause as Cause.Cause<never>)
+            : Effect.fail(new HandlerFailure(cause))
+        ),
+        Effect.retry({ times: policy.immediate, while: (failure) => !policy.isPermanent(failure.error) }),
+        Effect.exit
+      )
+
+    /** Settles a delivery whose handler failed: retry later on the policy's schedule, or dead-letter. */
+    const afterFailure = (delivery: Delivery, error: unknown) =>
+      Effect.gen(function* () {
+        if (policy.isPermanent(error)) {
+          return yield* settle(delivery, delivery.deadLetter(`permanent failure: ${describe(error)}`))
+        }
+        const delay = yield* RetryPolicy.delayAfter(policy, delivery.attempt, error)
+        if (Option.isNone(delay)) {
+          return yield* settle(
+            delivery,
+            delivery.deadLetter(`retries exhausted after ${delivery.attempt} attempt(s): ${describe(error)}`)
+          )
+        }
+        yield* settle(delivery, delivery.retryLater(delay.value))
+      })
+
+    /** Handles a decoded message without dedupe. */
+    const process = (delivery: Delivery, message: Message.Message<A>, context: Context) =>
+      Effect.flatMap(runHandler(message, context), (exit) => {
+        if (Exit.isSuccess(exit)) return settle(delivery, delivery.ack)
+        const failure = Cause.findErrorOption(exit.cause)
+        // Interrupted (shutdown): leave it unsettled for redelivery.
+        return Option.isNone(failure) ? Effect.void : afterFailure(delivery, failure.value.error)
+      })
+
+    /** Handles a decoded message under a dedupe claim. */
+    const processOnce = (dedupe: Dedupe.Resolved, delivery: Delivery, message: Message.Message<A>, context: Context) =>
+      Effect.gen(function* () {
+        const key = Dedupe.storeKey(group, dedupe.key(message as Message.Message<unknown>))
+        const claim = yield* Effect.result(dedupe.store.claim(key, dedupe.lease))
+        if (claim._tag === "Failure") {
+          if (dedupe.onStoreUnavailable === "process") {
+            yield* Effect.logWarning(`lossless: ${claim.failure.message}; handling ${message.id} without dedupe`)
+            return yield* process(delivery, message, context)
+          }
+          // Not acked and not dead-lettered: the message waits for the store to come back.
+          const delay = yield* RetryPolicy.nthDelay(dedupe.storeRetry, delivery.attempt, claim.failure)
+          yield* Effect.logWarning(`lossless: ${claim.failure.message}; ${message.id} will be retried`)
+          return yield* settle(delivery, delivery.retryLater(Option.getOrElse(delay, () => dedupe.busyDelay)))
+        }
+        switch (claim.success._tag) {
+          case "Done":
+            return yield* settle(delivery, delivery.ack)
+          case "Busy":
+            return yield* settle(delivery, delivery.retryLater(dedupe.busyDelay))
+        }
+        const token = claim.success.token
+        const release = dedupe.store
+          .release(key, token)
+          .pipe(Effect.catch((e) => Effect.logWarning(`lossless: could not release ${key}: ${e.message}`)))
+        const exit = yield* runHandler(message, context).pipe(Effect.onInterrupt(() => release))
+        if (Exit.isSuccess(exit)) {
+          const completed = yield* Effect.result(dedupe.store.complete(key, token, dedupe.ttl))
+          if (completed._tag === "Failure" || !completed.success) {
+            // The effect happened; acking is right. Only a redelivery could repeat it now.
+            yield* Effect.logWarning(
+              `lossless: handled ${message.id} but could not record ${key} as done` +
+                (completed._tag === "Failure" ? `: ${completed.failure.message}` : ": the claim had expired")
+            )
+          }
+          return yield* settle(delivery, delivery.ack)
+        }
+        const failure = Cause.findErrorOption(exit.cause)
+        if (Option.isNone(failure)) return
+        yield* release
+        yield* afterFailure(delivery, failure.value.error)
+      })
 
     const handle = (delivery: Delivery): Effect.Effect<void, never, R> =>
       Effect.gen(function* () {
@@ -184,31 +268,9 @@ export const start = <A, E, R>(
           return yield* settle(delivery, delivery.deadLetter(describe(decoded.failure)))
         }
         const context: Context = { group, attempt: delivery.attempt, redelivered: delivery.redelivered }
-        const run = Effect.suspend(() => handler(decoded.success, context)).pipe(
-          Effect.catchCause((cause) =>
-            Cause.hasInterruptsOnly(cause)
-              ? Effect.failCause(cause as Cause.Cause<never>)
-              : Effect.fail(new HandlerFailure(cause))
-          ),
-          Effect.retry({ times: policy.immediate, while: (failure) => !policy.isPermanent(failure.error) })
-        )
-        const exit = yield* Effect.exit(run)
-        if (Exit.isSuccess(exit)) return yield* settle(delivery, delivery.ack)
-        const failure = Cause.findErrorOption(exit.cause)
-        if (Option.isNone(failure)) return // interrupted: leave it unsettled for redelivery
-        const error = failure.value.error
-        if (policy.isPermanent(error)) {
-          return yield* settle(delivery, delivery.deadLetter(`permanent failure: ${describe(error)}`))
-        }
-        const delay = yield* RetryPolicy.delayAfter(policy, delivery.attempt, error)
-        if (Option.isNone(delay)) {
-          return yield* settle(
-            delivery,
-            delivery.deadLetter(`retries exhausted after ${delivery.attempt} attempt(s): ${describe(error)}`)
-          )
-        }
-        yield* Effect.logDebug(`lossless: retrying ${envelope.id} in ${Duration.format(delay.value)}`)
-        yield* settle(delivery, delivery.retryLater(delay.value))
+        return yield* dedupe === undefined
+          ? process(delivery, decoded.success, context)
+          : processOnce(dedupe, delivery, decoded.success, context)
       })
 
     // One lane per worker when ordering by key (same key, same lane); otherwise one shared lane.

@@ -265,6 +265,19 @@ export class PermanentFailure extends Schema.TaggedError<PermanentFailure>()("Pe
   }
 }
 
+/** A dedupe (or other) store that cannot be reached; the message is retried later, not acked. */
+export class StoreUnavailable extends Schema.TaggedError<StoreUnavailable>()("StoreUnavailable", {
+  store: Schema.String,
+  reason: Schema.String
+}) {
+  get retryable(): boolean {
+    return true
+  }
+  override get message(): string {
+    return `${this.store} store unavailable: ${this.reason}`
+  }
+}
+
 /** Why a single envelope was not confirmed by `Transport.publish`. */
 export type PublishError =
   | Unroutable
@@ -341,6 +354,7 @@ export type LosslessError =
   | SettlementFailed
   | SendFailed
   | PermanentFailure
+  | StoreUnavailable
 
 /** Whether retrying the failed operation may succeed. Errors from outside Lossless are not retried. */
 export const isRetryable = (error: unknown): boolean =>

@@ -47,20 +47,21 @@ export const make = (overrides: Partial<RetryPolicy> = {}): RetryPolicy => ({ ..
 export const none: RetryPolicy = { immediate: 0, delayed: Schedule.recurs(0), isPermanent: () => true }
 
 /**
- * The delay before the next attempt of a message whose `attempt`-th attempt
- * failed with `error`, or none when the schedule has ended (dead-letter it).
+ * The delay a schedule gives for its `step`-th recurrence (1-based), or none
+ * when it has ended by then. The schedule is replayed from the start, so the
+ * step count alone (carried by the message) says where a retry stands; use
+ * schedules bounded by count, not by elapsed time.
  */
-export const delayAfter = (
-  policy: RetryPolicy,
-  attempt: number,
-  error: unknown
+export const nthDelay = (
+  schedule: Schedule.Schedule<unknown, unknown>,
+  step: number,
+  input: unknown
 ): Effect.Effect<Option.Option<Duration.Duration>> =>
   Effect.gen(function* () {
-    const step = yield* Schedule.toStep(policy.delayed)
+    const next = yield* Schedule.toStep(schedule)
     let delay: Duration.Duration = Duration.zero
-    // Replays the schedule up to this attempt: the attempt count, not in-process state, says where we are.
-    for (let n = 1; n <= attempt; n++) {
-      const exit = yield* Effect.exit(step(0, error))
+    for (let n = 1; n <= step; n++) {
+      const exit = yield* Effect.exit(next(0, input))
       if (Exit.isFailure(exit)) {
         if (Pull.isDoneCause(exit.cause)) return Option.none()
         return yield* Effect.failCause(exit.cause)
@@ -69,3 +70,13 @@ export const delayAfter = (
     }
     return Option.some(delay)
   }).pipe(Effect.orDie)
+
+/**
+ * The delay before the next attempt of a message whose `attempt`-th attempt
+ * failed with `error`, or none when the schedule has ended (dead-letter it).
+ */
+export const delayAfter = (
+  policy: RetryPolicy,
+  attempt: number,
+  error: unknown
+): Effect.Effect<Option.Option<Duration.Duration>> => nthDelay(policy.delayed, attempt, error)

@@ -14,6 +14,8 @@ export * as Capabilities from "./Capabilities.ts"
 export * as Codec from "./Codec.ts"
 /** The consumer runtime: ack after success, retry, dead letter, graceful shutdown. */
 export * as Consumer from "./Consumer.ts"
+/** Handle each message once per group: claim, complete, release over a store. */
+export * as Dedupe from "./Dedupe.ts"
 /** Dead-letter envelopes and their reason headers. */
 export * as DeadLetter from "./DeadLetter.ts"
 /** A delivery and its settlements: ack, retryLater, deadLetter. */

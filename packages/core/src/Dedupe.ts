@@ -1,0 +1,173 @@
+/**
+ * Dedupe: handle each message once per group, even when the broker delivers
+ * it again (a producer retry after a lost confirm, a redelivery after a crash).
+ *
+ * The consumer asks the store to `claim` the message's key before running the
+ * handler:
+ * - `Acquired` → run the handler; on success `complete` the key (kept for
+ *   `ttl`) and ack; on failure `release` it so the retry runs the handler again.
+ * - `Done` → the message was handled before: ack without running the handler.
+ * - `Busy` → another consumer holds the claim right now: retry later.
+ *
+ * A consumer that crashes mid-handler leaves its claim to expire after
+ * `lease`; the redelivered message is then processed again. The key is
+ * recorded only after the handler succeeded, so a failed handler's message is
+ * never mistaken for a duplicate. The guarantee is at-least-once with
+ * duplicates suppressed; an exactly-once effect needs the key written in the
+ * same transaction as the handler's own writes (the SQL inbox).
+ *
+ * @since 0.1.0
+ */
+import { Duration, Effect, Schedule, Semaphore } from "effect"
+import { StoreUnavailable } from "./Errors.ts"
+import type { Message } from "./Message.ts"
+import * as MessageId from "./MessageId.ts"
+
+/** The answer to a claim. */
+export type Claim =
+  /** Yours until the lease ends; `token` proves it to `complete` and `release`. */
+  | { readonly _tag: "Acquired"; readonly token: string }
+  /** Handled before; ack without handling. */
+  | { readonly _tag: "Done" }
+  /** Another consumer is handling it now. */
+  | { readonly _tag: "Busy" }
+
+/** Where claims and completed keys are kept. Every operation is atomic per key. */
+export interface DedupeStore {
+  readonly name: string
+  /** Claims `key` for `lease` unless it is done or claimed by someone else. */
+  readonly claim: (key: string, lease: Duration.Duration) => Effect.Effect<Claim, StoreUnavailable>
+  /**
+   * Marks a claimed key done for `ttl`. `false` when the claim was no longer
+   * held (its lease ran out and another consumer claimed it).
+   */
+  readonly complete: (key: string, token: string, ttl: Duration.Duration) => Effect.Effect<boolean, StoreUnavailable>
+  /** Gives a claim up so the message can be handled again; only the holder's token releases it. */
+  readonly release: (key: string, token: string) => Effect.Effect<void, StoreUnavailable>
+}
+
+export interface DedupeOptions {
+  readonly store: DedupeStore
+  /**
+   * The dedupe key of a message; the message id by default. A business key
+   * (an order id) also catches a message re-sent under a new id.
+   */
+  readonly key?: ((message: Message<unknown>) => string) | undefined
+  /**
+   * How long a claim holds before a crashed consumer's message may run again.
+   * Make it longer than the slowest handler.
+   * @default 5 minutes
+   */
+  readonly lease?: Duration.Input | undefined
+  /**
+   * How long a completed key is remembered; redeliveries later than this run again.
+   * @default 24 hours
+   */
+  readonly ttl?: Duration.Input | undefined
+  /**
+   * Delay before retrying a message whose key another consumer holds.
+   * @default 1 second
+   */
+  readonly busyDelay?: Duration.Input | undefined
+  /**
+   * When the store is unreachable: `"retry"` hands the message back to the
+   * broker (not acked, not dead-lettered) with delays from `storeRetry`;
+   * `"process"` runs the handler without dedupe.
+   * @default "retry"
+   */
+  readonly onStoreUnavailable?: "retry" | "process" | undefined
+  /**
+   * Delays while the store is unreachable, by attempt. Never ends in the dead letters.
+   * @default exponential from 1 second, capped at 1 minute
+   */
+  readonly storeRetry?: Schedule.Schedule<unknown, unknown> | undefined
+}
+
+/** Options with defaults applied. */
+export interface Resolved {
+  readonly store: DedupeStore
+  readonly key: (message: Message<unknown>) => string
+  readonly lease: Duration.Duration
+  readonly ttl: Duration.Duration
+  readonly busyDelay: Duration.Duration
+  readonly onStoreUnavailable: "retry" | "process"
+  readonly storeRetry: Schedule.Schedule<unknown, unknown>
+}
+
+export const resolve = (options: DedupeOptions): Resolved => ({
+  store: options.store,
+  key: options.key ?? ((message) => message.id),
+  lease: Duration.fromInputUnsafe(options.lease ?? "5 minutes"),
+  ttl: Duration.fromInputUnsafe(options.ttl ?? "24 hours"),
+  busyDelay: Duration.fromInputUnsafe(options.busyDelay ?? "1 second"),
+  onStoreUnavailable: options.onStoreUnavailable ?? "retry",
+  storeRetry:
+    options.storeRetry ?? Schedule.min([Schedule.exponential("1 second", 2), Schedule.spaced("1 minute")])
+})
+
+/** The store key of a message for a group: groups dedupe independently, as each must handle every message. */
+export const storeKey = (group: string, key: string): string => `${group}:${key}`
+
+type Entry = { readonly state: "busy"; readonly token: string; readonly until: number } | { readonly state: "done"; readonly until: number }
+
+/**
+ * An in-process store, bounded to `capacity` keys (oldest dropped first) with
+ * expiry on the Effect clock. It dedupes only within one process: use it for
+ * a single consumer process or tests, and a shared store (Redis, SQL) otherwise.
+ */
+export const memoryStore = (options: { readonly capacity?: number | undefined } = {}): Effect.Effect<DedupeStore> =>
+  Effect.gen(function* () {
+    const capacity = Math.max(1, options.capacity ?? 100_000)
+    // Insertion order is expiry order for done keys, so dropping the oldest drops the first to expire.
+    const entries = new Map<string, Entry>()
+    const lock = yield* Semaphore.make(1)
+    const live = (key: string, now: number): Entry | undefined => {
+      const entry = entries.get(key)
+      if (entry !== undefined && entry.until <= now) {
+        entries.delete(key)
+        return undefined
+      }
+      return entry
+    }
+    const put = (key: string, entry: Entry) => {
+      entries.delete(key)
+      entries.set(key, entry)
+      while (entries.size > capacity) {
+        const oldest = entries.keys().next().value as string
+        entries.delete(oldest)
+      }
+    }
+    const atomically = <A>(f: (now: number) => A) =>
+      Semaphore.withPermit(lock, Effect.flatMap(Effect.clockWith((clock) => clock.currentTimeMillis), (now) => Effect.sync(() => f(now))))
+    return {
+      name: "memory",
+      claim: (key, lease) =>
+        Effect.flatMap(MessageId.make, (token) =>
+          atomically((now): Claim => {
+            const entry = live(key, now)
+            if (entry?.state === "done") return { _tag: "Done" }
+            if (entry?.state === "busy") return { _tag: "Busy" }
+            put(key, { state: "busy", token, until: now + Duration.toMillis(lease) })
+            return { _tag: "Acquired", token }
+          })
+        ),
+      complete: (key, token, ttl) =>
+        atomically((now) => {
+          const entry = live(key, now)
+          if (entry?.state !== "busy" || entry.token !== token) return false
+          put(key, { state: "done", until: now + Duration.toMillis(ttl) })
+          return true
+        }),
+      release: (key, token) =>
+        atomically((now) => {
+          const entry = live(key, now)
+          if (entry?.state === "busy" && entry.token === token) entries.delete(key)
+        })
+    } satisfies DedupeStore
+  })
+
+/** Fails every operation: for tests of the store-down policy. */
+export const unavailableStore = (reason = "store is down"): DedupeStore => {
+  const down = Effect.fail(new StoreUnavailable({ store: "unavailable", reason }))
+  return { name: "unavailable", claim: () => down, complete: () => down, release: () => down }
+}
