@@ -10,6 +10,8 @@ const exit = await Effect.runPromiseExit(main(TransportUrl.layerConfig(transport
 if (exit._tag === "Failure") {
   const error = Cause.squash(exit.cause)
   const tag = (error as { _tag?: string })._tag
-  console.error(`orders service failed: ${error instanceof Error ? `${tag ?? error.name}: ${error.message}` : String(error)}`)
+  console.error(
+    `orders service failed: ${error instanceof Error ? `${tag ?? error.name}: ${error.message}` : String(error)}`
+  )
   process.exitCode = 1
 }

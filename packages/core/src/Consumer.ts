@@ -44,6 +44,7 @@ import {
   type TopicNotFound,
   type TopologyError
 } from "./Errors.ts"
+import type * as LossDetector from "./LossDetector.ts"
 import * as Message from "./Message.ts"
 import * as Names from "./Names.ts"
 import * as RetryPolicy from "./RetryPolicy.ts"
@@ -81,6 +82,8 @@ export interface ConsumerOptions<A, E, R> {
    * @default "key"
    */
   readonly ordering?: "key" | "none" | undefined
+  /** Records every delivery's sequence stamp, to report lost and duplicated messages (see `LossDetector`). */
+  readonly lossDetector?: LossDetector.LossDetector | undefined
   /** Handle each message once per group despite redeliveries (see `Dedupe`). */
   readonly dedupe?: Dedupe.DedupeOptions | undefined
   /** Overrides of `RetryPolicy.defaults`. */
@@ -258,6 +261,7 @@ export const start = <A, E, R>(
     const handle = (delivery: Delivery): Effect.Effect<void, never, R> =>
       Effect.gen(function* () {
         const envelope = delivery.envelope
+        if (options.lossDetector !== undefined) yield* options.lossDetector.observe(envelope, delivery)
         // Emulated delayed delivery for brokers that cannot hold a message until a time.
         if (!transport.capabilities.delayedDelivery && envelope.deliverAt !== undefined) {
           const now = yield* Clock.currentTimeMillis

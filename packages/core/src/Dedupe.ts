@@ -101,14 +101,15 @@ export const resolve = (options: DedupeOptions): Resolved => ({
   ttl: Duration.fromInputUnsafe(options.ttl ?? "24 hours"),
   busyDelay: Duration.fromInputUnsafe(options.busyDelay ?? "1 second"),
   onStoreUnavailable: options.onStoreUnavailable ?? "retry",
-  storeRetry:
-    options.storeRetry ?? Schedule.min([Schedule.exponential("1 second", 2), Schedule.spaced("1 minute")])
+  storeRetry: options.storeRetry ?? Schedule.min([Schedule.exponential("1 second", 2), Schedule.spaced("1 minute")])
 })
 
 /** The store key of a message for a group: groups dedupe independently, as each must handle every message. */
 export const storeKey = (group: string, key: string): string => `${group}:${key}`
 
-type Entry = { readonly state: "busy"; readonly token: string; readonly until: number } | { readonly state: "done"; readonly until: number }
+type Entry =
+  | { readonly state: "busy"; readonly token: string; readonly until: number }
+  | { readonly state: "done"; readonly until: number }
 
 /**
  * An in-process store, bounded to `capacity` keys (oldest dropped first) with
@@ -138,7 +139,13 @@ export const memoryStore = (options: { readonly capacity?: number | undefined } 
       }
     }
     const atomically = <A>(f: (now: number) => A) =>
-      Semaphore.withPermit(lock, Effect.flatMap(Effect.clockWith((clock) => clock.currentTimeMillis), (now) => Effect.sync(() => f(now))))
+      Semaphore.withPermit(
+        lock,
+        Effect.flatMap(
+          Effect.clockWith((clock) => clock.currentTimeMillis),
+          (now) => Effect.sync(() => f(now))
+        )
+      )
     return {
       name: "memory",
       claim: (key, lease) =>

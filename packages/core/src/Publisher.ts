@@ -25,6 +25,7 @@ import {
   SendFailed,
   type SendFailure
 } from "./Errors.ts"
+import * as LossDetector from "./LossDetector.ts"
 import * as Message from "./Message.ts"
 import type { Topic } from "./Topic.ts"
 import { Transport } from "./Transport.ts"
@@ -58,6 +59,8 @@ export interface PublisherOptions {
   readonly maxInFlight?: number | undefined
   /** Applied in order to every batch before its first attempt. */
   readonly interceptors?: ReadonlyArray<Interceptor> | undefined
+  /** Stamp producer id and sequence numbers for loss detection (see `LossDetector.stamp`). */
+  readonly lossDetection?: LossDetector.StampOptions | boolean | undefined
 }
 
 /** The default retry schedule of a send. */
@@ -108,7 +111,13 @@ export const make = (options: PublisherOptions = {}): Effect.Effect<PublisherSha
     const timeout = Duration.fromInputUnsafe(options.attemptTimeout ?? "30 seconds")
     const timeoutMillis = Duration.toMillis(timeout)
     const maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? 4096))
-    const interceptors = options.interceptors ?? []
+    const stamping = options.lossDetection
+    const stamp =
+      stamping === undefined || stamping === false
+        ? []
+        : [(yield* LossDetector.stamp(stamping === true ? {} : stamping)).interceptor]
+    // The stamp goes last so other interceptors cannot disturb the numbering.
+    const interceptors = [...(options.interceptors ?? []), ...stamp]
     const permits = yield* Semaphore.make(maxInFlight)
 
     const publishOnce = (envelopes: ReadonlyArray<Envelope>): Effect.Effect<ReadonlyArray<Sent>, SendFailed> =>

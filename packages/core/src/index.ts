@@ -14,10 +14,10 @@ export * as Capabilities from "./Capabilities.ts"
 export * as Codec from "./Codec.ts"
 /** The consumer runtime: ack after success, retry, dead letter, graceful shutdown. */
 export * as Consumer from "./Consumer.ts"
-/** Handle each message once per group: claim, complete, release over a store. */
-export * as Dedupe from "./Dedupe.ts"
 /** Dead-letter envelopes and their reason headers. */
 export * as DeadLetter from "./DeadLetter.ts"
+/** Handle each message once per group: claim, complete, release over a store. */
+export * as Dedupe from "./Dedupe.ts"
 /** A delivery and its settlements: ack, retryLater, deadLetter. */
 export * as Delivery from "./Delivery.ts"
 /** What crosses the wire, and the one mapping to broker headers. */
@@ -26,6 +26,8 @@ export * as Envelope from "./Envelope.ts"
 export * from "./Errors.ts"
 /** Reserved header names. */
 export * as Headers from "./Headers.ts"
+/** Sequence stamps on send and a detector of lost and duplicated messages on receive. */
+export * as LossDetector from "./LossDetector.ts"
 /** Typed messages; the encode/decode boundary. */
 export * as Message from "./Message.ts"
 /** UUIDv7 message ids. */

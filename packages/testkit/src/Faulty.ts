@@ -15,6 +15,8 @@ export type PublishFault =
   | { readonly _tag: "Pass" }
   /** Fail every envelope with `error`, without publishing. */
   | { readonly _tag: "Fail"; readonly error: (envelope: Envelope.Envelope) => PublishError }
+  /** Confirm without storing: a broker that loses a message it acknowledged. */
+  | { readonly _tag: "Drop" }
   /** Never answer (the caller's timeout must fire). */
   | { readonly _tag: "Hang" }
   /** Publish, then report failure anyway: the broker stored it but the confirm was lost. */
@@ -63,6 +65,8 @@ export const make = (
                 return inner.publish(envelopes)
               case "Fail":
                 return Effect.succeed(envelopes.map((e) => Result.fail(fault.error(e))))
+              case "Drop":
+                return Effect.succeed(envelopes.map(() => Result.succeed(undefined)))
               case "Hang":
                 return Effect.never
               case "LoseConfirm":

@@ -1,0 +1,222 @@
+/**
+ * Renders a run: aligned Markdown tables (for the terminal and `latest.md`),
+ * JSON with every round (`latest.json`), and an SVG bar chart of throughput
+ * (`latest.svg`), written by hand so the harness needs nothing but Node.
+ */
+import type { ScenarioResult } from "./Runner.ts"
+import type { Mode } from "./Scenario.ts"
+import * as Stats from "./Stats.ts"
+
+export interface TargetStatus {
+  readonly name: string
+  readonly kind: "lossless" | "raw"
+  readonly description: string
+  readonly available: boolean
+  readonly reason: string | undefined
+}
+
+export interface RunReport {
+  readonly startedAt: string
+  readonly durationMs: number
+  readonly mode: Mode
+  readonly only: string | undefined
+  readonly environment: {
+    readonly node: string
+    readonly platform: string
+    readonly cpus: number
+    readonly cpuModel: string
+    readonly gc: boolean
+  }
+  readonly warmupRounds: number
+  readonly rounds: number
+  readonly targets: ReadonlyArray<TargetStatus>
+  readonly results: ReadonlyArray<ScenarioResult>
+}
+
+const rate = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "-")
+const ms = (n: number): string => (Number.isFinite(n) ? n.toFixed(n < 10 ? 3 : n < 100 ? 2 : 1) : "-")
+const mib = (n: number): string => (Number.isFinite(n) ? (Math.abs(n) < 0.05 ? 0 : n).toFixed(1) : "-")
+const pct = (fraction: number): string => (Number.isFinite(fraction) ? `±${(fraction * 100).toFixed(1)} %` : "-")
+const times = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : "-")
+
+interface Column {
+  readonly title: string
+  readonly right: boolean
+  readonly cell: (r: ScenarioResult) => string
+}
+
+const columns: ReadonlyArray<Column> = [
+  { title: "scenario", right: false, cell: (r) => r.scenario.label },
+  { title: "target", right: false, cell: (r) => r.scenario.target },
+  { title: "batch", right: true, cell: (r) => String(r.scenario.batchSize) },
+  { title: "prefetch", right: true, cell: (r) => String(r.scenario.prefetch) },
+  { title: "msg/s", right: true, cell: (r) => (r.error === undefined ? rate(r.throughput.median) : "FAILED") },
+  { title: "spread", right: true, cell: (r) => pct(Stats.relativeSpread(r.throughput)) },
+  {
+    title: "vs baseline",
+    right: true,
+    cell: (r) =>
+      r.isBaseline
+        ? "baseline"
+        : r.ratio === undefined
+          ? "-"
+          : `${times(r.ratio.median)} (${r.ratio.min.toFixed(2)}–${r.ratio.max.toFixed(2)})`
+  },
+  { title: "p50 ms", right: true, cell: (r) => ms(r.latencyMs.p50) },
+  { title: "p95 ms", right: true, cell: (r) => ms(r.latencyMs.p95) },
+  { title: "p99 ms", right: true, cell: (r) => ms(r.latencyMs.p99) },
+  { title: "max ms", right: true, cell: (r) => ms(r.latencyMs.max) },
+  { title: "heap Δ MiB", right: true, cell: (r) => mib(r.heapPeakDeltaMiB) },
+  { title: "retained MiB", right: true, cell: (r) => mib(r.heapRetainedMiB) },
+  { title: "RSS MiB", right: true, cell: (r) => mib(r.rssPeakMiB) }
+]
+
+/** One aligned Markdown table. */
+export const table = (results: ReadonlyArray<ScenarioResult>): string => {
+  const rows = results.map((r) => columns.map((c) => c.cell(r)))
+  const widths = columns.map((c, i) => Math.max(c.title.length, ...rows.map((row) => (row[i] as string).length), 3))
+  const line = (cells: ReadonlyArray<string>) =>
+    `| ${cells
+      .map((cell, i) => {
+        const w = widths[i] as number
+        return (columns[i] as Column).right ? cell.padStart(w) : cell.padEnd(w)
+      })
+      .join(" | ")} |`
+  const rule = `| ${widths
+    .map((w, i) => ((columns[i] as Column).right ? `${"-".repeat(w - 1)}:` : "-".repeat(w)))
+    .join(" | ")} |`
+  return [line(columns.map((c) => c.title)), rule, ...rows.map(line)].join("\n")
+}
+
+/** Results grouped by comparison, in run order. */
+const byComparison = (results: ReadonlyArray<ScenarioResult>): Array<[string, Array<ScenarioResult>]> => {
+  const groups = new Map<string, Array<ScenarioResult>>()
+  for (const r of results) {
+    const group = groups.get(r.comparison)
+    if (group === undefined) groups.set(r.comparison, [r])
+    else group.push(r)
+  }
+  return [...groups]
+}
+
+/** The tables, one per comparison, with failures spelled out below each. */
+export const tables = (results: ReadonlyArray<ScenarioResult>): string =>
+  byComparison(results)
+    .map(([name, group]) => {
+      const failures = group
+        .flatMap((r) => [
+          ...(r.error === undefined ? [] : [`- ${r.scenario.label}: ${r.error}`]),
+          ...(r.duplicates === 0 ? [] : [`- ${r.scenario.label}: ${r.duplicates} messages received more than once`])
+        ])
+        .join("\n")
+      return `### ${name}\n\n${table(group)}${failures === "" ? "" : `\n\n${failures}`}`
+    })
+    .join("\n\n")
+
+/** Which targets ran and which were skipped, and why. */
+export const targetLines = (targets: ReadonlyArray<TargetStatus>): string =>
+  targets
+    .map((t) =>
+      t.available
+        ? `- ${t.name} (${t.kind}): ran — ${t.description}`
+        : `- ${t.name} (${t.kind}): skipped — ${t.reason ?? "not available"}`
+    )
+    .join("\n")
+
+/** `latest.md`: what ran, where, and the tables. */
+export const markdown = (report: RunReport): string =>
+  [
+    "# Lossless benchmarks",
+    "",
+    `Run ${report.startedAt}, ${report.mode} mode${report.only === undefined ? "" : ` (only "${report.only}")`}, ` +
+      `${(report.durationMs / 1000).toFixed(1)} s. Node ${report.environment.node} on ${report.environment.platform}, ` +
+      `${report.environment.cpus} × ${report.environment.cpuModel}. ` +
+      `${report.warmupRounds} warm-up and ${report.rounds} measured rounds per scenario, interleaved within each comparison; ` +
+      `figures are medians over rounds${report.environment.gc ? ", each round starting after a full GC" : ""}.`,
+    "",
+    "Targets:",
+    "",
+    targetLines(report.targets),
+    "",
+    tables(report.results),
+    "",
+    "msg/s: end to end, first publish to last ack. spread: half the min–max range over rounds, relative to the median. " +
+      "vs baseline: throughput ÷ the comparison's baseline in the same round (median, then min–max). " +
+      "p50…max: publish-to-receipt latency. heap Δ: peak heap during the round above the heap at its start " +
+      "(mostly young-generation garbage between collections). retained: heap left after the round and a full GC. " +
+      "RSS: peak resident set of the process.",
+    ""
+  ].join("\n")
+
+/** `latest.json`: everything, every round included. */
+export const json = (report: RunReport): string =>
+  `${JSON.stringify(report, (_key, value) => (typeof value === "number" && !Number.isFinite(value) ? null : value), 2)}\n`
+
+const escapeXml = (text: string): string =>
+  text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;")
+
+/**
+ * `latest.svg`: median throughput per scenario as horizontal bars, with a
+ * whisker over the min–max of the rounds, grouped by comparison. One linear
+ * scale for the whole chart.
+ */
+export const svg = (report: RunReport): string => {
+  const width = 960
+  const labelWidth = 360
+  const valueWidth = 150
+  const barLeft = labelWidth + 10
+  const barMax = width - barLeft - valueWidth
+  const rowHeight = 24
+  const groupGap = 30
+  const groups = byComparison(report.results)
+  const scaleMax = Math.max(
+    1,
+    ...report.results
+      .filter((r) => r.error === undefined && Number.isFinite(r.throughput.max))
+      .map((r) => r.throughput.max)
+  )
+  const x = (value: number) => barLeft + (value / scaleMax) * barMax
+  const parts: Array<string> = []
+  let y = 56
+  for (const [name, group] of groups) {
+    parts.push(`<text x="10" y="${y}" class="group">${escapeXml(name)}</text>`)
+    y += 10
+    for (const r of group) {
+      const top = y
+      const mid = top + rowHeight / 2
+      parts.push(
+        `<text x="${labelWidth}" y="${mid + 4}" class="label" text-anchor="end">${escapeXml(r.scenario.label)}</text>`
+      )
+      if (r.error !== undefined || !Number.isFinite(r.throughput.median)) {
+        parts.push(`<text x="${barLeft}" y="${mid + 4}" class="value">failed</text>`)
+      } else {
+        const w = Math.max(1, x(r.throughput.median) - barLeft)
+        const fill = r.isBaseline ? "#2f5d8a" : "#7fa7cf"
+        parts.push(
+          `<rect x="${barLeft}" y="${top + 4}" width="${w.toFixed(1)}" height="${rowHeight - 8}" fill="${fill}"/>`,
+          `<line x1="${x(r.throughput.min).toFixed(1)}" x2="${x(r.throughput.max).toFixed(1)}" y1="${mid}" y2="${mid}" class="whisker"/>`,
+          `<line x1="${x(r.throughput.min).toFixed(1)}" x2="${x(r.throughput.min).toFixed(1)}" y1="${mid - 4}" y2="${mid + 4}" class="whisker"/>`,
+          `<line x1="${x(r.throughput.max).toFixed(1)}" x2="${x(r.throughput.max).toFixed(1)}" y1="${mid - 4}" y2="${mid + 4}" class="whisker"/>`
+        )
+        const ratio = r.isBaseline ? " (baseline)" : r.ratio === undefined ? "" : ` (${times(r.ratio.median)})`
+        parts.push(
+          `<text x="${(x(r.throughput.max) + 6).toFixed(1)}" y="${mid + 4}" class="value">${rate(r.throughput.median)}${escapeXml(ratio)}</text>`
+        )
+      }
+      y += rowHeight
+    }
+    y += groupGap - 10
+  }
+  const height = y + 20
+  const title = `Lossless benchmarks: end-to-end messages/second (median, min–max whisker), ${report.mode} mode`
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif">`,
+    "<style>.title{font-size:15px;font-weight:600}.group{font-size:13px;font-weight:600}.label,.value{font-size:12px}.note{font-size:11px;fill:#555}.whisker{stroke:#222;stroke-width:1}</style>",
+    `<rect width="${width}" height="${height}" fill="#fff"/>`,
+    `<text x="10" y="22" class="title">${escapeXml(title)}</text>`,
+    `<text x="10" y="40" class="note">${escapeXml(`${report.startedAt} · Node ${report.environment.node} · ${report.environment.cpus} × ${report.environment.cpuModel}`)}</text>`,
+    ...parts,
+    "</svg>",
+    ""
+  ].join("\n")
+}

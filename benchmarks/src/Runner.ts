@@ -1,0 +1,379 @@
+/**
+ * Runs a plan: per comparison, warm-up rounds, then measured rounds with the
+ * comparison's scenarios interleaved (A B, B A, A B, ...) so slow drift of the
+ * machine (thermal, other load, GC growth) falls on all of them alike. Ratios
+ * against the baseline are taken per round, from neighbouring measurements,
+ * then summarized.
+ *
+ * The timed loop keeps harness work per message to a few array writes: messages
+ * and payloads are built before the clock starts, publisher fibers are
+ * per scenario (not per message), and send times and samples live in typed arrays.
+ */
+import { Cause, Deferred, Effect, Exit, Fiber, Latch, Scope } from "effect"
+import type { Comparison, Plan, Scenario } from "./Scenario.ts"
+import * as Stats from "./Stats.ts"
+import { type BenchClient, BenchError, type Target } from "./targets/Target.ts"
+
+/** What one round measured. */
+export interface RoundSample {
+  /** Messages published and acked. */
+  readonly messages: number
+  readonly elapsedMs: number
+  /** Messages per second, end to end (first publish to last ack). */
+  readonly throughput: number
+  /** Publish-to-receipt latency, milliseconds. */
+  readonly latencyMs: Stats.Latency
+  /** Highest heap use during the round above the heap use at its start (after a GC when available), MiB. */
+  readonly heapPeakDeltaMiB: number
+  /** Heap still in use after the round and a GC, above the heap before it, MiB (leaks, retained broker state). */
+  readonly heapRetainedMiB: number
+  /** Highest resident set size seen during the round, MiB. */
+  readonly rssPeakMiB: number
+  /** Messages received more than once (redeliveries). */
+  readonly duplicates: number
+}
+
+export interface ScenarioResult {
+  readonly comparison: string
+  readonly scenario: Scenario
+  readonly isBaseline: boolean
+  readonly rounds: ReadonlyArray<RoundSample>
+  /** Messages per second over the rounds. */
+  readonly throughput: Stats.Summary
+  /** Medians over the rounds of each round's p50/p95/p99; `max` is the largest of all. */
+  readonly latencyMs: Omit<Stats.Latency, "count">
+  /** Median over the rounds. */
+  readonly heapPeakDeltaMiB: number
+  /** Median over the rounds. */
+  readonly heapRetainedMiB: number
+  /** Largest over the rounds. */
+  readonly rssPeakMiB: number
+  readonly duplicates: number
+  /** Throughput divided by the baseline's in the same round, over the rounds; absent for the baseline. */
+  readonly ratio: (Stats.Summary & { readonly baseline: string }) | undefined
+  /** Why it has no rounds, if it failed. */
+  readonly error: string | undefined
+}
+
+export type Progress = (line: string) => void
+
+const MiB = 1024 * 1024
+
+let collectGarbage: () => void = () => {}
+let canCollect = false
+
+/** Has every round start with a full collection, so rounds start from a similar heap. */
+export const useGarbageCollector = (gc: () => void): void => {
+  collectGarbage = gc
+  canCollect = true
+}
+
+/** Samples heap and RSS every few milliseconds on one shared timer while a round runs. */
+const memorySampler = Effect.acquireRelease(
+  Effect.sync(() => {
+    collectGarbage()
+    const start = process.memoryUsage()
+    const peak = { heap: start.heapUsed, rss: start.rss }
+    const sample = () => {
+      const now = process.memoryUsage()
+      if (now.heapUsed > peak.heap) peak.heap = now.heapUsed
+      if (now.rss > peak.rss) peak.rss = now.rss
+    }
+    const timer = setInterval(sample, 5)
+    timer.unref()
+    return { start, peak, sample, timer }
+  }),
+  (sampler) => Effect.sync(() => clearInterval(sampler.timer))
+)
+
+let topicCounter = 0
+
+/** One round of `publish-consume`. */
+const publishConsume = (
+  client: BenchClient,
+  scenario: Scenario,
+  expectedMessages: number
+): Effect.Effect<RoundSample, BenchError> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const id = ++topicCounter
+      const topic = `bench-${process.pid}-${id}`
+      const group = `bench-${id}`
+      yield* client.prepare(topic, group)
+
+      const B = Math.max(1, scenario.batchSize)
+      const C = Math.max(1, scenario.publishConcurrency)
+      const maxInFlight = Math.max(1, scenario.maxInFlight)
+      const amount = scenario.amount
+      const count = "messages" in amount ? amount.messages : 0
+      const seconds = "seconds" in amount ? amount.seconds : 0
+      const byCount = "messages" in amount
+      // Message numbers: all of them when counting; otherwise a ring wide enough
+      // that a number comes round again only after its previous message was acked.
+      const slots = byCount ? Math.max(1, Math.ceil(count / B)) : Math.ceil((2 * (maxInFlight + B * C)) / B)
+      const total = byCount ? count : slots * B
+      const payload = new Uint8Array(scenario.payloadBytes)
+      for (let i = 0; i < payload.length; i++) payload[i] = i & 0xff
+      const batches: Array<Effect.Effect<void, BenchError>> = []
+      const sizes: Array<number> = []
+      for (let k = 0; k < slots; k++) {
+        const size = Math.min(B, total - k * B)
+        sizes.push(size)
+        batches.push(client.prepareBatch(topic, k * B, size, payload))
+      }
+      const ring = slots * B
+      const sentAt = new Float64Array(ring)
+      const seen = new Uint8Array(ring)
+      // Sized from the previous round when running by time, so it rarely grows while timed.
+      const latencies = new Stats.SampleBuffer(byCount ? total : Math.ceil(Math.max(1 << 16, expectedMessages * 1.25)))
+
+      let dispatched = 0
+      let acked = 0
+      let duplicates = 0
+      let target = byCount ? total : Number.POSITIVE_INFINITY
+      let endedAt = 0
+      let gateClosed = false
+      const gate = Latch.makeUnsafe(true)
+      const lowWater = Math.floor(maxInFlight / 2)
+      const finished = Deferred.makeUnsafe<void>()
+
+      const sink = {
+        onReceive: (seq: number) => {
+          latencies.push(performance.now() - (sentAt[seq] as number))
+          if (seen[seq] === 1) duplicates++
+          else seen[seq] = 1
+        },
+        onSettled: () => {
+          acked++
+          if (gateClosed && dispatched - acked <= lowWater) {
+            gateClosed = false
+            gate.openUnsafe()
+          }
+          if (acked >= target) {
+            if (endedAt === 0) endedAt = performance.now()
+            Deferred.doneUnsafe(finished, Effect.void)
+            return false
+          }
+          return true
+        }
+      }
+
+      const sampler = yield* memorySampler
+      const consumer = yield* Effect.forkChild(client.consume(topic, group, scenario.prefetch, sink))
+      yield* Effect.yieldNow
+
+      let nextBatch = 0
+      let stop = false
+      const startedAt = performance.now()
+      const deadline = byCount ? Number.POSITIVE_INFINITY : startedAt + seconds * 1000
+      const publisher = Effect.gen(function* () {
+        while (!stop) {
+          const k = nextBatch++
+          if (byCount ? k >= slots : performance.now() >= deadline) {
+            stop = true
+            return
+          }
+          while (dispatched - acked >= maxInFlight) {
+            gateClosed = true
+            gate.closeUnsafe()
+            yield* gate.await
+          }
+          const slot = k % slots
+          const size = sizes[slot] as number
+          const first = slot * B
+          sentAt.fill(performance.now(), first, first + size)
+          seen.fill(0, first, first + size)
+          dispatched += size
+          yield* batches[slot] as Effect.Effect<void, BenchError>
+        }
+      })
+      const publishers = Effect.forEach(Array.from({ length: C }), () => publisher, {
+        concurrency: "unbounded",
+        discard: true
+      })
+
+      const published = Effect.andThen(
+        publishers,
+        Effect.sync(() => {
+          if (!byCount) target = dispatched
+          if (acked >= target) {
+            if (endedAt === 0) endedAt = performance.now()
+            Deferred.doneUnsafe(finished, Effect.void)
+          }
+        })
+      )
+      const consumerEnded = Effect.flatMap(Effect.exit(Fiber.join(consumer)), (exit) =>
+        Deferred.isDoneUnsafe(finished)
+          ? Effect.void
+          : Effect.fail(
+              new BenchError({
+                message: Exit.isFailure(exit)
+                  ? `consumer failed: ${Cause.pretty(exit.cause)}`
+                  : `consumer stopped after ${acked} of ${dispatched} messages`
+              })
+            )
+      )
+      yield* Effect.all([published, Effect.raceFirst(Deferred.await(finished), consumerEnded)], {
+        concurrency: "unbounded",
+        discard: true
+      })
+      yield* Fiber.interrupt(consumer)
+      sampler.sample()
+
+      const elapsedMs = endedAt - startedAt
+      return {
+        messages: acked,
+        elapsedMs,
+        throughput: Stats.throughput(acked, elapsedMs),
+        latencyMs: Stats.latencyInPlace(latencies.view()),
+        heapPeakDeltaMiB: (sampler.peak.heap - sampler.start.heapUsed) / MiB,
+        heapRetainedMiB: Number.NaN,
+        rssPeakMiB: sampler.peak.rss / MiB,
+        duplicates
+      } satisfies RoundSample
+    })
+  )
+
+/**
+ * One round of a scenario, failing after the plan's timeout rather than
+ * hanging. `expectedMessages` (e.g. the previous round's count) presizes buffers.
+ */
+export const runRound = (
+  client: BenchClient,
+  scenario: Scenario,
+  timeoutMs: number,
+  expectedMessages = 0
+): Effect.Effect<RoundSample, BenchError> =>
+  Effect.gen(function* () {
+    collectGarbage()
+    const before = process.memoryUsage().heapUsed
+    const sample = yield* publishConsume(client, scenario, expectedMessages).pipe(
+      Effect.timeoutOrElse({
+        duration: timeoutMs,
+        orElse: () => Effect.fail(new BenchError({ message: `round timed out after ${timeoutMs} ms` }))
+      })
+    )
+    collectGarbage()
+    // Without a forced GC the difference would be mostly uncollected garbage: leave it out.
+    const retained = canCollect ? (process.memoryUsage().heapUsed - before) / MiB : Number.NaN
+    return { ...sample, heapRetainedMiB: retained }
+  })
+
+const fmtRate = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "-")
+const fmtMs = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 1 ? 3 : 2) : "-")
+
+const summarizeScenario = (
+  comparison: Comparison,
+  scenario: Scenario,
+  rounds: ReadonlyArray<RoundSample>,
+  baseline: ReadonlyArray<RoundSample> | undefined,
+  error: string | undefined
+): ScenarioResult => {
+  const isBaseline = scenario.id === comparison.baseline
+  const pick = (f: (r: RoundSample) => number) => rounds.map(f)
+  const ratios: Array<number> = []
+  if (!isBaseline && baseline !== undefined) {
+    const n = Math.min(rounds.length, baseline.length)
+    for (let i = 0; i < n; i++)
+      ratios.push((rounds[i] as RoundSample).throughput / (baseline[i] as RoundSample).throughput)
+  }
+  return {
+    comparison: comparison.name,
+    scenario,
+    isBaseline,
+    rounds,
+    throughput: Stats.summarize(pick((r) => r.throughput)),
+    latencyMs: {
+      p50: Stats.median(pick((r) => r.latencyMs.p50)),
+      p95: Stats.median(pick((r) => r.latencyMs.p95)),
+      p99: Stats.median(pick((r) => r.latencyMs.p99)),
+      max: rounds.length === 0 ? Number.NaN : Math.max(...pick((r) => r.latencyMs.max))
+    },
+    heapPeakDeltaMiB: Stats.median(pick((r) => r.heapPeakDeltaMiB)),
+    heapRetainedMiB: Stats.median(pick((r) => r.heapRetainedMiB)),
+    rssPeakMiB: rounds.length === 0 ? Number.NaN : Math.max(...pick((r) => r.rssPeakMiB)),
+    duplicates: pick((r) => r.duplicates).reduce((a, b) => a + b, 0),
+    ratio: ratios.length > 0 ? { ...Stats.summarize(ratios), baseline: comparison.baseline } : undefined,
+    error
+  }
+}
+
+/**
+ * Runs one comparison: opens a client per target it uses, warms every
+ * scenario up, then runs the measured rounds interleaved. A scenario that
+ * fails is reported with its error; the others go on.
+ */
+export const runComparison = (
+  comparison: Comparison,
+  plan: Plan,
+  targets: ReadonlyMap<string, Target>,
+  progress: Progress
+): Effect.Effect<ReadonlyArray<ScenarioResult>> =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const clients = new Map<string, BenchClient>()
+    const errors = new Map<string, string>()
+    const samples = new Map<string, Array<RoundSample>>(comparison.scenarios.map((s) => [s.id, []]))
+    const lastCount = new Map<string, number>()
+
+    for (const scenario of comparison.scenarios) {
+      if (clients.has(scenario.target)) continue
+      const target = targets.get(scenario.target)
+      const opened =
+        target === undefined
+          ? Exit.fail(new BenchError({ message: `unknown target ${scenario.target}` }))
+          : yield* Effect.exit(Scope.provide(scope)(target.open))
+      if (Exit.isSuccess(opened)) clients.set(scenario.target, opened.value)
+      else progress(`  ${scenario.target}: could not open: ${Cause.pretty(opened.cause)}`)
+    }
+
+    const runOne = (scenario: Scenario, what: string) =>
+      Effect.gen(function* () {
+        if (errors.has(scenario.id)) return
+        const client = clients.get(scenario.target)
+        if (client === undefined) {
+          errors.set(scenario.id, `target ${scenario.target} could not be opened`)
+          return
+        }
+        const exit = yield* Effect.exit(runRound(client, scenario, plan.roundTimeoutMs, lastCount.get(scenario.id)))
+        if (Exit.isFailure(exit)) {
+          const message = Cause.pretty(exit.cause).split("\n")[0] ?? "failed"
+          errors.set(scenario.id, message)
+          progress(`  ${what} ${scenario.label}: FAILED ${message}`)
+          return
+        }
+        const r = exit.value
+        lastCount.set(scenario.id, r.messages)
+        if (what.startsWith("round")) samples.get(scenario.id)?.push(r)
+        progress(
+          `  ${what.padEnd(11)} ${scenario.label.padEnd(44)} ${fmtRate(r.throughput).padStart(11)} msg/s` +
+            `  p50 ${fmtMs(r.latencyMs.p50)} ms  p99 ${fmtMs(r.latencyMs.p99)} ms  heap +${r.heapPeakDeltaMiB.toFixed(1)} MiB`
+        )
+      })
+
+    progress(`${comparison.name} (${comparison.scenarios.length} scenarios, baseline ${comparison.baseline})`)
+    for (let w = 0; w < plan.warmupRounds; w++) {
+      for (const scenario of comparison.scenarios) yield* runOne(scenario, `warm-up ${w + 1}`)
+    }
+    for (let r = 0; r < plan.rounds; r++) {
+      const order = r % 2 === 0 ? comparison.scenarios : [...comparison.scenarios].reverse()
+      for (const scenario of order) yield* runOne(scenario, `round ${r + 1}/${plan.rounds}`)
+    }
+    yield* Scope.close(scope, Exit.void)
+
+    const baseline = samples.get(comparison.baseline)
+    return comparison.scenarios.map((scenario) =>
+      summarizeScenario(comparison, scenario, samples.get(scenario.id) ?? [], baseline, errors.get(scenario.id))
+    )
+  })
+
+/** Runs every comparison of the plan in order. */
+export const runPlan = (
+  plan: Plan,
+  targets: ReadonlyMap<string, Target>,
+  progress: Progress
+): Effect.Effect<ReadonlyArray<ScenarioResult>> =>
+  Effect.map(
+    Effect.forEach(plan.comparisons, (comparison) => runComparison(comparison, plan, targets, progress)),
+    (results) => results.flat()
+  )

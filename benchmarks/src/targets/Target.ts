@@ -1,0 +1,57 @@
+/**
+ * A target is something the harness can benchmark: a Lossless transport
+ * (driven through the `Transport` contract) or, beside it, the raw client of
+ * the same broker as a baseline. Each target says whether it can run here
+ * (adapter present, server reachable) and opens a `BenchClient`: the few
+ * operations the workloads need, implemented as directly as the target allows.
+ */
+import { Data, type Effect, type Scope } from "effect"
+
+/** Why a benchmark operation failed. */
+export class BenchError extends Data.TaggedError("BenchError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+export type Availability = { readonly available: true } | { readonly available: false; readonly reason: string }
+
+/** What a consumer reports to the harness, per message. Both are called synchronously on the hot path. */
+export interface Sink {
+  /** A message arrived (before it is settled); `seq` is the number the harness gave it in `prepareBatch`. */
+  readonly onReceive: (seq: number) => void
+  /** The message received last was acked. Returns `false` when the consumer may stop. */
+  readonly onSettled: () => boolean
+}
+
+export interface BenchClient {
+  /** Declares a topic and a consuming group (idempotent). */
+  readonly prepare: (topic: string, group: string) => Effect.Effect<void, BenchError>
+  /**
+   * Builds, ahead of the timed window, the publish of `count` messages
+   * numbered `firstSeq`, `firstSeq + 1`, ... with `payload`. Running the
+   * returned effect publishes them once and succeeds only when the broker
+   * confirmed every one; it may be run again (the harness reuses slots).
+   */
+  readonly prepareBatch: (
+    topic: string,
+    firstSeq: number,
+    count: number,
+    payload: Uint8Array
+  ) => Effect.Effect<void, BenchError>
+  /** Consumes `topic` as `group`, acking each message, until the sink says stop or the effect is interrupted. */
+  readonly consume: (topic: string, group: string, prefetch: number, sink: Sink) => Effect.Effect<void, BenchError>
+}
+
+export interface Target {
+  /** Unique name, referenced by scenarios ("memory", later "rabbitmq", "rabbitmq-raw"). */
+  readonly name: string
+  /** The broker it talks to; a Lossless target and its raw baseline share it. */
+  readonly broker: string
+  /** `lossless`: through the Transport contract; `raw`: the broker's own client, as a baseline. */
+  readonly kind: "lossless" | "raw"
+  readonly description: string
+  /** Whether it can run here; a target that needs a server checks that it answers. */
+  readonly probe: Effect.Effect<Availability>
+  /** A client, open for the scope (one per comparison run). */
+  readonly open: Effect.Effect<BenchClient, BenchError, Scope.Scope>
+}
