@@ -17,13 +17,17 @@ import type { Vitest } from "@effect/vitest"
 import { layer } from "@effect/vitest"
 import type { Capabilities, Transport } from "@lossless/core"
 import type { Duration, Layer } from "effect"
+import { consumerRuntimeCases } from "./cases/consumerRuntime.ts"
 import { deadLetterCases } from "./cases/deadLetter.ts"
+import { dedupeCases } from "./cases/dedupe.ts"
 import { destinationCases } from "./cases/destinations.ts"
 import { fanOutCases } from "./cases/fanOut.ts"
+import { lossDetectionCases } from "./cases/lossDetection.ts"
 import { noLossCases } from "./cases/noLoss.ts"
 import { orderingCases } from "./cases/ordering.ts"
 import { prefetchCases } from "./cases/prefetch.ts"
 import { redeliveryCases } from "./cases/redelivery.ts"
+import { reliableSendCases } from "./cases/reliableSend.ts"
 import { retryLaterCases } from "./cases/retryLater.ts"
 import { roundTripCases } from "./cases/roundTrip.ts"
 
@@ -88,6 +92,11 @@ export const run = (options: ConformanceOptions): void => {
       redeliveryCases(suite)
       destinationCases(suite)
       noLossCases(suite)
+      // The core runtime over this transport.
+      reliableSendCases(suite)
+      consumerRuntimeCases(suite)
+      dedupeCases(suite)
+      lossDetectionCases(suite)
     }
   )
 }

@@ -149,6 +149,21 @@ export const subscribe = (
     }
   })
 
+/**
+ * Waits until `condition` holds, checking every 10 ms; dies with `what` when
+ * it does not hold within `within`.
+ */
+export const eventually = (what: string, condition: () => boolean, within: Duration.Input = "10 seconds") =>
+  Effect.gen(function* () {
+    const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(within)
+    while (!condition()) {
+      if ((yield* Clock.currentTimeMillis) > deadline) {
+        return yield* Effect.die(new Error(`timed out after ${Duration.format(Duration.fromInputUnsafe(within))} waiting for ${what}`))
+      }
+      yield* Effect.sleep("10 millis")
+    }
+  })
+
 /** Milliseconds since `start` on the Effect clock. */
 export const since = (start: number) => Effect.map(Clock.currentTimeMillis, (now) => now - start)
 
