@@ -158,7 +158,9 @@ export const eventually = (what: string, condition: () => boolean, within: Durat
     const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(within)
     while (!condition()) {
       if ((yield* Clock.currentTimeMillis) > deadline) {
-        return yield* Effect.die(new Error(`timed out after ${Duration.format(Duration.fromInputUnsafe(within))} waiting for ${what}`))
+        return yield* Effect.die(
+          new Error(`timed out after ${Duration.format(Duration.fromInputUnsafe(within))} waiting for ${what}`)
+        )
       }
       yield* Effect.sleep("10 millis")
     }

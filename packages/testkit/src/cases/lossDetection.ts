@@ -28,7 +28,10 @@ export const lossDetectionCases = ({ it, receiveTimeout }: Suite) => {
         Array.from({ length: 30 }, (_, i) => i),
         (n) => Publisher.send(topic, { n }, { key: `sensor-${n % 3}` }),
         { discard: true }
-      ).pipe(Effect.provide(Publisher.layer({ lossDetection: { name: "sensors", partitions: 1 } })), Effect.provide(faulty.layer))
+      ).pipe(
+        Effect.provide(Publisher.layer({ lossDetection: { name: "sensors", partitions: 1 } })),
+        Effect.provide(faulty.layer)
+      )
       yield* eventually("29 readings handled", () => handled.length === 29, receiveTimeout)
       yield* Effect.sleep("400 millis")
       const report = yield* detector.report

@@ -18,7 +18,10 @@ export const reliableSendCases = ({ it, receiveTimeout, quietPeriod }: Suite) =>
           call === 1
             ? { _tag: "Fail", error: () => new ConnectionLost({ transport: "test", reason: "planted" }) }
             : call === 2
-              ? { _tag: "Fail", error: (e) => new BrokerRejected({ topic: e.topic, messageId: e.id, reason: "planted nack" }) }
+              ? {
+                  _tag: "Fail",
+                  error: (e) => new BrokerRejected({ topic: e.topic, messageId: e.id, reason: "planted nack" })
+                }
               : Faulty.pass
       })
       const sent = yield* Publisher.send(topic, { id: "p-1", cents: 500 }).pipe(
