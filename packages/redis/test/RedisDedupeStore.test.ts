@@ -6,7 +6,7 @@ import { type AddressInfo, createServer } from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { type Dedupe, StoreUnavailable } from "@lossless/core"
 import { RedisClient, RedisDedupeStore } from "@lossless/redis"
-import { Harness, Services } from "@lossless/testkit"
+import { DedupeStoreSuite, Harness, Services } from "@lossless/testkit"
 import { ConfigProvider, Duration, Effect, Exit, Layer } from "effect"
 
 const redis = await Services.require("redis")
@@ -43,20 +43,10 @@ const unavailableWithin = <A>(millis: number, effect: Effect.Effect<A, StoreUnav
     return error as StoreUnavailable
   })
 
-describe.skipIf(!redis.available)(`RedisDedupeStore (${redis.url})`, () => {
-  it.live("claims once: a second claim is busy, and after completion every claim is done", () =>
-    Effect.gen(function* () {
-      const { store } = yield* setup
-      const token = acquired(yield* store.claim("m-1", lease))
-      expect(yield* store.claim("m-1", lease)).toEqual({ _tag: "Busy" })
-      expect(yield* store.complete("m-1", token, ttl)).toBe(true)
-      expect(yield* store.claim("m-1", lease)).toEqual({ _tag: "Done" })
-      expect(yield* store.claim("m-1", lease)).toEqual({ _tag: "Done" })
-      // Another key is independent.
-      acquired(yield* store.claim("m-2", lease))
-    })
-  )
+// The claim protocol itself: the suite every dedupe store runs.
+if (redis.available) DedupeStoreSuite.run({ name: `redis (${redis.url})`, make: Effect.map(setup, (s) => s.store) })
 
+describe.skipIf(!redis.available)(`RedisDedupeStore (${redis.url})`, () => {
   it.live("stores busy:<token> under the prefix with the lease as expiry, then done with the ttl", () =>
     Effect.gen(function* () {
       const { client, prefix, store } = yield* setup
@@ -90,75 +80,6 @@ describe.skipIf(!redis.available)(`RedisDedupeStore (${redis.url})`, () => {
       expect(yield* store.complete("m", token, Duration.infinity)).toBe(true)
       expect(yield* Effect.promise(() => client.pttl(`${prefix}m`))).toBe(-1)
       yield* Effect.promise(() => client.del(`${prefix}m`))
-    })
-  )
-
-  it.live("release by the holder lets a new claim acquire; release with another token does nothing", () =>
-    Effect.gen(function* () {
-      const { store } = yield* setup
-      const first = acquired(yield* store.claim("m", lease))
-      yield* store.release("m", "not-the-token")
-      expect(yield* store.claim("m", lease)).toEqual({ _tag: "Busy" })
-      yield* store.release("m", first)
-      const second = acquired(yield* store.claim("m", lease))
-      expect(second).not.toBe(first)
-      // The first holder's token no longer releases or completes anything.
-      yield* store.release("m", first)
-      expect(yield* store.complete("m", first, ttl)).toBe(false)
-      expect(yield* store.claim("m", lease)).toEqual({ _tag: "Busy" })
-      expect(yield* store.complete("m", second, ttl)).toBe(true)
-    })
-  )
-
-  it.live("release leaves a done key done", () =>
-    Effect.gen(function* () {
-      const { store } = yield* setup
-      const token = acquired(yield* store.claim("m", lease))
-      yield* store.complete("m", token, ttl)
-      yield* store.release("m", token)
-      expect(yield* store.claim("m", lease)).toEqual({ _tag: "Done" })
-    })
-  )
-
-  it.live("complete with a wrong token, or after the lease expired, returns false and records nothing", () =>
-    Effect.gen(function* () {
-      const { store } = yield* setup
-      const token = acquired(yield* store.claim("m", lease))
-      expect(yield* store.complete("m", "not-the-token", ttl)).toBe(false)
-      expect(yield* store.claim("m", lease)).toEqual({ _tag: "Busy" })
-      expect(yield* store.complete("m", token, ttl)).toBe(true)
-
-      // Expired and unclaimed: nothing to complete.
-      const late = acquired(yield* store.claim("n", Duration.millis(100)))
-      yield* Effect.sleep("250 millis")
-      expect(yield* store.complete("n", late, ttl)).toBe(false)
-      acquired(yield* store.claim("n", lease))
-    })
-  )
-
-  it.live("an unreleased claim (a crashed consumer) expires after its lease and can be claimed again", () =>
-    Effect.gen(function* () {
-      const { store } = yield* setup
-      const crashed = acquired(yield* store.claim("m", Duration.millis(200)))
-      expect(yield* store.claim("m", lease)).toEqual({ _tag: "Busy" })
-      yield* Effect.sleep("350 millis")
-      const next = acquired(yield* store.claim("m", lease))
-      // The crashed holder coming back cannot complete over the new claim.
-      expect(yield* store.complete("m", crashed, ttl)).toBe(false)
-      expect(yield* store.claim("m", lease)).toEqual({ _tag: "Busy" })
-      expect(yield* store.complete("m", next, ttl)).toBe(true)
-      expect(yield* store.claim("m", lease)).toEqual({ _tag: "Done" })
-    })
-  )
-
-  it.live("a done key is forgotten after its ttl, so a later redelivery runs again", () =>
-    Effect.gen(function* () {
-      const { store } = yield* setup
-      const token = acquired(yield* store.claim("m", lease))
-      expect(yield* store.complete("m", token, Duration.millis(200))).toBe(true)
-      expect(yield* store.claim("m", lease)).toEqual({ _tag: "Done" })
-      yield* Effect.sleep("350 millis")
-      acquired(yield* store.claim("m", lease))
     })
   )
 

@@ -7,6 +7,8 @@
 
 /** The shared conformance suite for transports. */
 export * as Conformance from "./Conformance.ts"
+/** The shared suite every dedupe store runs. */
+export * as DedupeStoreSuite from "./DedupeStoreSuite.ts"
 /** A transport wrapper that fails, stalls and duplicates on command. */
 export * as Faulty from "./Faulty.ts"
 /** Unique names, envelopes, subscriptions and counting assertions. */
