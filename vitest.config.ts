@@ -15,6 +15,7 @@ export default defineConfig({
       "benchmarks/test/**/*.test.ts"
     ],
     testTimeout: 30_000,
-    hookTimeout: 60_000
+    hookTimeout: 60_000,
+    reporters: ["default", "./scripts/summary-reporter.ts"]
   }
 })
