@@ -23,10 +23,12 @@ import {
   PublishTimeout,
   type SchemaViolation,
   SendFailed,
-  type SendFailure
+  type SendFailure,
+  TransportUnavailable
 } from "./Errors.ts"
 import * as LossDetector from "./LossDetector.ts"
 import * as Message from "./Message.ts"
+import type { OutboxStore } from "./Outbox.ts"
 import type { Topic } from "./Topic.ts"
 import { Transport } from "./Transport.ts"
 
@@ -103,6 +105,26 @@ interface Pending {
   error: PublishError | undefined
 }
 
+/** The configured interceptors, with the loss-detection stamp last so nothing disturbs its numbering. */
+export const interceptorsOf = (
+  options: Pick<PublisherOptions, "interceptors" | "lossDetection">
+): Effect.Effect<ReadonlyArray<Interceptor>> =>
+  Effect.gen(function* () {
+    const stamping = options.lossDetection
+    const stamp =
+      stamping === undefined || stamping === false
+        ? []
+        : [(yield* LossDetector.stamp(stamping === true ? {} : stamping)).interceptor]
+    return [...(options.interceptors ?? []), ...stamp]
+  })
+
+const intercept = (interceptors: ReadonlyArray<Interceptor>, envelopes: ReadonlyArray<Envelope>) =>
+  Effect.gen(function* () {
+    let batch = envelopes
+    for (const f of interceptors) batch = yield* f(batch)
+    return batch
+  })
+
 /** Builds a publisher over the current transport. */
 export const make = (options: PublisherOptions = {}): Effect.Effect<PublisherShape, never, Transport> =>
   Effect.gen(function* () {
@@ -111,19 +133,12 @@ export const make = (options: PublisherOptions = {}): Effect.Effect<PublisherSha
     const timeout = Duration.fromInputUnsafe(options.attemptTimeout ?? "30 seconds")
     const timeoutMillis = Duration.toMillis(timeout)
     const maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? 4096))
-    const stamping = options.lossDetection
-    const stamp =
-      stamping === undefined || stamping === false
-        ? []
-        : [(yield* LossDetector.stamp(stamping === true ? {} : stamping)).interceptor]
-    // The stamp goes last so other interceptors cannot disturb the numbering.
-    const interceptors = [...(options.interceptors ?? []), ...stamp]
+    const interceptors = yield* interceptorsOf(options)
     const permits = yield* Semaphore.make(maxInFlight)
 
     const publishOnce = (envelopes: ReadonlyArray<Envelope>): Effect.Effect<ReadonlyArray<Sent>, SendFailed> =>
       Effect.gen(function* () {
-        let batch = envelopes
-        for (const intercept of interceptors) batch = yield* intercept(batch)
+        const batch = yield* intercept(interceptors, envelopes)
         const sent: Array<Sent | undefined> = new Array(batch.length)
         const failures: Array<SendFailure> = []
         let pending: Array<Pending> = batch.map((envelope, index) => ({
@@ -206,6 +221,55 @@ export const make = (options: PublisherOptions = {}): Effect.Effect<PublisherSha
 /** A publisher over the current transport. */
 export const layer = (options: PublisherOptions = {}): Layer.Layer<Publisher, never, Transport> =>
   Layer.effect(Publisher, make(options))
+
+/**
+ * A publisher that writes to an outbox instead of the broker: `send` returns
+ * once the message is stored (in the caller's transaction, for a SQL store)
+ * and the relay publishes it. `Sent.attempts` is 0: nothing was published yet.
+ */
+export const makeOutbox = (
+  store: OutboxStore,
+  options: Pick<PublisherOptions, "interceptors" | "lossDetection"> = {}
+): Effect.Effect<PublisherShape> =>
+  Effect.gen(function* () {
+    const interceptors = yield* interceptorsOf(options)
+    const publish = (envelopes: ReadonlyArray<Envelope>): Effect.Effect<ReadonlyArray<Sent>, SendFailed> =>
+      Effect.gen(function* () {
+        const batch = yield* intercept(interceptors, envelopes)
+        yield* store.add(batch, "pending").pipe(
+          Effect.mapError(
+            (error) =>
+              new SendFailed({
+                failures: batch.map((envelope) => ({
+                  envelope,
+                  attempts: 0,
+                  error: new TransportUnavailable({ transport: `${store.name} outbox`, reason: error.message })
+                })),
+                confirmed: []
+              })
+          )
+        )
+        return batch.map((e) => ({ id: e.id, topic: e.topic, attempts: 0 }))
+      })
+    return Publisher.of({
+      send: (topic, payload, sendOptions) =>
+        Effect.flatMap(Message.encode(topic, payload, sendOptions), (envelope) =>
+          Effect.map(publish([envelope]), (sent) => sent[0] as Sent)
+        ),
+      sendBatch: (topic, messages) =>
+        Effect.flatMap(
+          Effect.forEach(messages, (m) => Message.encode(topic, m.payload, m)),
+          publish
+        ),
+      publish
+    })
+  })
+
+/** A publisher that writes to `store`; run an `OutboxRelay` to publish what it holds. */
+export const layerOutbox = (
+  store: OutboxStore,
+  options: Pick<PublisherOptions, "interceptors" | "lossDetection"> = {}
+): Layer.Layer<Publisher> => Layer.effect(Publisher, makeOutbox(store, options))
 
 /** Sends one message with the current publisher; succeeds once the broker confirmed it. */
 export const send = <A>(

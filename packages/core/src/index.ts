@@ -24,6 +24,8 @@ export * as Delivery from "./Delivery.ts"
 export * as Envelope from "./Envelope.ts"
 /** Every typed error, each saying whether it is retryable. */
 export * from "./Errors.ts"
+/** Half messages: delivered if and only if a local transaction commits. */
+export * as HalfMessage from "./HalfMessage.ts"
 /** Reserved header names. */
 export * as Headers from "./Headers.ts"
 /** Sequence stamps on send and a detector of lost and duplicated messages on receive. */
@@ -34,6 +36,10 @@ export * as Message from "./Message.ts"
 export * as MessageId from "./MessageId.ts"
 /** Portable topic and group names. */
 export * as Names from "./Names.ts"
+/** The transactional outbox: rows, statuses and the store contract. */
+export * as Outbox from "./Outbox.ts"
+/** The relay that publishes the outbox. */
+export * as OutboxRelay from "./OutboxRelay.ts"
 /** Reliable publish: confirmed sends with retries, timeouts and backpressure. */
 export * as Publisher from "./Publisher.ts"
 /** What the consumer does when a handler fails. */
