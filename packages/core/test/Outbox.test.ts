@@ -224,7 +224,12 @@ it.effect("two relays on one store publish every row once and keep each key's or
 })
 
 const decide = (answer: HalfMessage.Decision, asked: Array<string>) =>
-  HalfMessage.checkBack(Orders, (message) => Effect.sync(() => (asked.push(message.payload.id), answer)))
+  HalfMessage.checkBack(Orders, (message) =>
+    Effect.sync(() => {
+      asked.push(message.payload.id)
+      return answer
+    })
+  )
 
 it.effect("a half message is delivered when its local transaction commits, and not when it fails", () => {
   const { layer } = setup()
@@ -238,7 +243,10 @@ it.effect("a half message is delivered when its local transaction commits, and n
     const result = yield* HalfMessage.sendTransactional(
       Orders,
       { id: "o-1", n: 1 },
-      Effect.sync(() => (ledger.push("o-1"), "booked"))
+      Effect.sync(() => {
+        ledger.push("o-1")
+        return "booked"
+      })
     ).pipe(Effect.provide(half))
     expect(result).toBe("booked")
     const failure = yield* HalfMessage.sendTransactional(
