@@ -25,6 +25,7 @@ import { fanOutCases } from "./cases/fanOut.ts"
 import { lossDetectionCases } from "./cases/lossDetection.ts"
 import { noLossCases } from "./cases/noLoss.ts"
 import { orderingCases } from "./cases/ordering.ts"
+import { outboxCases } from "./cases/outbox.ts"
 import { prefetchCases } from "./cases/prefetch.ts"
 import { redeliveryCases } from "./cases/redelivery.ts"
 import { reliableSendCases } from "./cases/reliableSend.ts"
@@ -97,6 +98,7 @@ export const run = (options: ConformanceOptions): void => {
       consumerRuntimeCases(suite)
       dedupeCases(suite)
       lossDetectionCases(suite)
+      outboxCases(suite)
     }
   )
 }

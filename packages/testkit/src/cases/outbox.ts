@@ -1,0 +1,78 @@
+import { expect } from "@effect/vitest"
+import { Consumer, HalfMessage, Outbox, OutboxRelay, Publisher, StoreUnavailable, Topic } from "@lossless/core"
+import { Effect, Schema } from "effect"
+import type { Suite } from "../Conformance.ts"
+import { assertExactlyOnce, declare, eventually, uniqueName } from "../Harness.ts"
+
+const Booking = Schema.Struct({ id: Schema.String })
+
+/** A store whose commit and rollback never land, as when the process dies right after the local transaction. */
+const crashingAfterLocal = (store: Outbox.OutboxStore): Outbox.OutboxStore => ({
+  ...store,
+  commit: () => Effect.fail(new StoreUnavailable({ store: store.name, reason: "process died" })),
+  rollback: () => Effect.fail(new StoreUnavailable({ store: store.name, reason: "process died" }))
+})
+
+export const outboxCases = ({ it, receiveTimeout }: Suite) => {
+  it.effect("outbox sends reach the broker through the relay, each exactly once", () =>
+    Effect.gen(function* () {
+      const topic = Topic.make(uniqueName("outbox"), Booking)
+      const group = uniqueName("g")
+      yield* declare([topic.name], [[topic.name, group]])
+      const store = yield* Outbox.memoryStore
+      const handled: Array<string> = []
+      yield* Consumer.start({ topic, group, handler: (m) => Effect.sync(() => handled.push(m.payload.id)) })
+      yield* Effect.forkScoped(OutboxRelay.run({ store, sweepInterval: "50 millis" }))
+      const ids = Array.from({ length: 50 }, (_, i) => `b-${i}`)
+      yield* Effect.forEach(ids, (id) => Publisher.send(topic, { id }, { key: `k${id.length % 3}` }), {
+        discard: true
+      }).pipe(Effect.provide(Publisher.layerOutbox(store)))
+      yield* eventually("every outbox row handled", () => handled.length >= ids.length, receiveTimeout)
+      assertExactlyOnce(ids, handled)
+      expect(yield* store.stats).toMatchObject({ sent: 50, pending: 0, failed: 0 })
+    })
+  )
+
+  it.effect("half messages: commit delivers, rollback does not, a crash in between is settled by check-back", () =>
+    Effect.gen(function* () {
+      const topic = Topic.make(uniqueName("half"), Booking)
+      const group = uniqueName("g")
+      yield* declare([topic.name], [[topic.name, group]])
+      const store = yield* Outbox.memoryStore
+      const handled: Array<string> = []
+      yield* Consumer.start({ topic, group, handler: (m) => Effect.sync(() => handled.push(m.payload.id)) })
+      const bookings = new Set<string>()
+      const checkBack = yield* HalfMessage.checkBack(topic, (m) =>
+        Effect.succeed(bookings.has(m.payload.id) ? ("commit" as const) : ("rollback" as const))
+      )
+      yield* Effect.forkScoped(
+        OutboxRelay.run({ store, sweepInterval: "50 millis", checkBacks: [checkBack], checkInterval: "200 millis" })
+      )
+      const book = (id: string) => Effect.sync(() => bookings.add(id))
+      const normal = HalfMessage.layerOutbox(store)
+      const crashing = HalfMessage.layerOutbox(crashingAfterLocal(store))
+      yield* HalfMessage.sendTransactional(topic, { id: "committed" }, book("committed")).pipe(Effect.provide(normal))
+      yield* HalfMessage.sendTransactional(topic, { id: "rolled-back" }, Effect.fail("no seats")).pipe(
+        Effect.provide(normal),
+        Effect.ignore
+      )
+      yield* HalfMessage.sendTransactional(topic, { id: "crashed-after-commit" }, book("crashed-after-commit")).pipe(
+        Effect.provide(crashing)
+      )
+      yield* HalfMessage.sendTransactional(
+        topic,
+        { id: "crashed-after-failure" },
+        Effect.fail("payment declined")
+      ).pipe(Effect.provide(crashing), Effect.ignore)
+      yield* eventually("both committed bookings handled", () => handled.length >= 2, receiveTimeout)
+      yield* eventually(
+        "the crashed rows decided",
+        () => store.rows().every((r) => r.status !== "prepared"),
+        receiveTimeout
+      )
+      yield* Effect.sleep("200 millis")
+      expect(handled.sort()).toEqual(["committed", "crashed-after-commit"])
+      expect(store.rows().map((r) => r.status)).toEqual(["sent", "sent"])
+    })
+  )
+}
