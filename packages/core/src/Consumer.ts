@@ -40,6 +40,7 @@ import {
   type GroupNotFound,
   isRetryable,
   type SettlementFailed,
+  type StoreUnavailable,
   type SubscribeError,
   type TopicNotFound,
   type TopologyError
@@ -215,21 +216,69 @@ export const start = <A, E, R>(
         return Option.isNone(failure) ? Effect.void : afterFailure(delivery, failure.value.error)
       })
 
+    /** The store could not be reached: hand the message back, or handle it without dedupe. */
+    const storeDown = (
+      dedupe: Dedupe.Resolved,
+      error: StoreUnavailable,
+      delivery: Delivery,
+      message: Message.Message<A>,
+      context: Context
+    ) =>
+      Effect.gen(function* () {
+        if (dedupe.onStoreUnavailable === "process") {
+          yield* Effect.logWarning(`lossless: ${error.message}; handling ${message.id} without dedupe`)
+          return yield* process(delivery, message, context)
+        }
+        // Not acked and not dead-lettered: the message waits for the store to come back.
+        const delay = yield* RetryPolicy.nthDelay(dedupe.storeRetry, delivery.attempt, error)
+        yield* Effect.logWarning(`lossless: ${error.message}; ${message.id} will be retried`)
+        return yield* settle(delivery, delivery.retryLater(Option.getOrElse(delay, () => dedupe.busyDelay)))
+      })
+
+    /** Handles a decoded message inside an inbox transaction. */
+    const processInbox = (
+      dedupe: Dedupe.Resolved,
+      inbox: Dedupe.Inbox,
+      delivery: Delivery,
+      message: Message.Message<A>,
+      context: Context
+    ) =>
+      Effect.gen(function* () {
+        const key = Dedupe.storeKey(group, dedupe.key(message as Message.Message<unknown>))
+        const handleOnce = inbox.once(
+          key,
+          Effect.suspend(() => handler(message, context)).pipe(
+            Effect.catchCause((cause) =>
+              Cause.hasInterruptsOnly(cause)
+                ? Effect.failCause(cause as Cause.Cause<never>)
+                : Effect.fail(new HandlerFailure(cause))
+            )
+          )
+        )
+        // Each immediate retry is a new transaction: a failed one rolled back the record too.
+        const exit = yield* handleOnce.pipe(
+          Effect.retry({
+            times: policy.immediate,
+            while: (failure) => failure instanceof HandlerFailure && !policy.isPermanent(failure.error)
+          }),
+          Effect.exit
+        )
+        if (Exit.isSuccess(exit)) return yield* settle(delivery, delivery.ack)
+        const failure = Cause.findErrorOption(exit.cause)
+        if (Option.isNone(failure)) return
+        const error = failure.value
+        if (error instanceof HandlerFailure) return yield* afterFailure(delivery, error.error)
+        return yield* storeDown(dedupe, error, delivery, message, context)
+      })
+
     /** Handles a decoded message under a dedupe claim. */
     const processOnce = (dedupe: Dedupe.Resolved, delivery: Delivery, message: Message.Message<A>, context: Context) =>
       Effect.gen(function* () {
+        const store = dedupe.store
+        if (Dedupe.isInbox(store)) return yield* processInbox(dedupe, store, delivery, message, context)
         const key = Dedupe.storeKey(group, dedupe.key(message as Message.Message<unknown>))
-        const claim = yield* Effect.result(dedupe.store.claim(key, dedupe.lease))
-        if (claim._tag === "Failure") {
-          if (dedupe.onStoreUnavailable === "process") {
-            yield* Effect.logWarning(`lossless: ${claim.failure.message}; handling ${message.id} without dedupe`)
-            return yield* process(delivery, message, context)
-          }
-          // Not acked and not dead-lettered: the message waits for the store to come back.
-          const delay = yield* RetryPolicy.nthDelay(dedupe.storeRetry, delivery.attempt, claim.failure)
-          yield* Effect.logWarning(`lossless: ${claim.failure.message}; ${message.id} will be retried`)
-          return yield* settle(delivery, delivery.retryLater(Option.getOrElse(delay, () => dedupe.busyDelay)))
-        }
+        const claim = yield* Effect.result(store.claim(key, dedupe.lease))
+        if (claim._tag === "Failure") return yield* storeDown(dedupe, claim.failure, delivery, message, context)
         switch (claim.success._tag) {
           case "Done":
             return yield* settle(delivery, delivery.ack)
@@ -237,12 +286,12 @@ export const start = <A, E, R>(
             return yield* settle(delivery, delivery.retryLater(dedupe.busyDelay))
         }
         const token = claim.success.token
-        const release = dedupe.store
+        const release = store
           .release(key, token)
           .pipe(Effect.catch((e) => Effect.logWarning(`lossless: could not release ${key}: ${e.message}`)))
         const exit = yield* runHandler(message, context).pipe(Effect.onInterrupt(() => release))
         if (Exit.isSuccess(exit)) {
-          const completed = yield* Effect.result(dedupe.store.complete(key, token, dedupe.ttl))
+          const completed = yield* Effect.result(store.complete(key, token, dedupe.ttl))
           if (completed._tag === "Failure" || !completed.success) {
             // The effect happened; acking is right. Only a redelivery could repeat it now.
             yield* Effect.logWarning(

@@ -46,8 +46,31 @@ export interface DedupeStore {
   readonly release: (key: string, token: string) => Effect.Effect<void, StoreUnavailable>
 }
 
+/**
+ * A dedupe record kept in the same transaction as the handler's own writes
+ * (the SQL inbox): the record and the handler's effects commit or roll back
+ * together, which gives an exactly-once effect on at-least-once delivery —
+ * for effects inside that database.
+ */
+export interface Inbox {
+  readonly name: string
+  /**
+   * Runs `handle` in a transaction that also records `key`. Answers `false`
+   * without running it when `key` was recorded before. Concurrent calls with
+   * one key run `handle` at most once between them.
+   */
+  readonly once: <A, E, R>(
+    key: string,
+    handle: Effect.Effect<A, E, R>
+  ) => Effect.Effect<boolean, E | StoreUnavailable, R>
+}
+
+/** Whether a dedupe store is a transactional inbox. */
+export const isInbox = (store: DedupeStore | Inbox): store is Inbox => "once" in store
+
 export interface DedupeOptions {
-  readonly store: DedupeStore
+  /** A claim store (memory, Redis), or an `Inbox` that joins the handler's transaction. */
+  readonly store: DedupeStore | Inbox
   /**
    * The dedupe key of a message; the message id by default. A business key
    * (an order id) also catches a message re-sent under a new id.
@@ -85,7 +108,7 @@ export interface DedupeOptions {
 
 /** Options with defaults applied. */
 export interface Resolved {
-  readonly store: DedupeStore
+  readonly store: DedupeStore | Inbox
   readonly key: (message: Message<unknown>) => string
   readonly lease: Duration.Duration
   readonly ttl: Duration.Duration
