@@ -1,10 +1,11 @@
 // Runs the orders service on the transport named by LOSSLESS_URL (default: the in-process broker).
 import { TransportUrl } from "@lossless/core"
 import { MemoryTransport } from "@lossless/memory"
+import { RabbitTransport } from "@lossless/rabbitmq"
 import { Cause, Effect } from "effect"
 import { main } from "./service.ts"
 
-const transports = [MemoryTransport.plugin]
+const transports = [MemoryTransport.plugin, RabbitTransport.plugin]
 
 const exit = await Effect.runPromiseExit(main(TransportUrl.layerConfig(transports)))
 if (exit._tag === "Failure") {

@@ -232,6 +232,7 @@ export const start = <A, E, R>(
         // Not acked and not dead-lettered: the message waits for the store to come back.
         const delay = yield* RetryPolicy.nthDelay(dedupe.storeRetry, delivery.attempt, error)
         yield* Effect.logWarning(`lossless: ${error.message}; ${message.id} will be retried`)
+        // Counted as an attempt so the delays grow while the store stays down.
         return yield* settle(delivery, delivery.retryLater(Option.getOrElse(delay, () => dedupe.busyDelay)))
       })
 
@@ -283,7 +284,7 @@ export const start = <A, E, R>(
           case "Done":
             return yield* settle(delivery, delivery.ack)
           case "Busy":
-            return yield* settle(delivery, delivery.retryLater(dedupe.busyDelay))
+            return yield* settle(delivery, delivery.retryLater(dedupe.busyDelay, { countAttempt: false }))
         }
         const token = claim.success.token
         const release = store
@@ -314,7 +315,9 @@ export const start = <A, E, R>(
         // Emulated delayed delivery for brokers that cannot hold a message until a time.
         if (!transport.capabilities.delayedDelivery && envelope.deliverAt !== undefined) {
           const now = yield* Clock.currentTimeMillis
-          if (envelope.deliverAt > now) return yield* settle(delivery, delivery.retryLater(envelope.deliverAt - now))
+          if (envelope.deliverAt > now) {
+            return yield* settle(delivery, delivery.retryLater(envelope.deliverAt - now, { countAttempt: false }))
+          }
         }
         const decoded = yield* Effect.result(Message.decode(topic, envelope))
         if (decoded._tag === "Failure") {

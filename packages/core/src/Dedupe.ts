@@ -95,7 +95,8 @@ export interface DedupeOptions {
   /**
    * When the store is unreachable: `"retry"` hands the message back to the
    * broker (not acked, not dead-lettered) with delays from `storeRetry`;
-   * `"process"` runs the handler without dedupe.
+   * `"process"` runs the handler without dedupe. Each hand-back counts as an
+   * attempt, so its delays grow; it never dead-letters the message.
    * @default "retry"
    */
   readonly onStoreUnavailable?: "retry" | "process" | undefined

@@ -14,6 +14,14 @@ import type { Duration, Effect } from "effect"
 import type { Envelope } from "./Envelope.ts"
 import type { SettlementFailed } from "./Errors.ts"
 
+export interface RetryLaterOptions {
+  /**
+   * Whether the redelivery counts as a new attempt.
+   * @default true
+   */
+  readonly countAttempt?: boolean | undefined
+}
+
 export interface Delivery {
   readonly envelope: Envelope
   /** The group this delivery was made to. */
@@ -24,8 +32,12 @@ export interface Delivery {
   readonly redelivered: boolean
   /** Done: the broker may forget the message. */
   readonly ack: Effect.Effect<void, SettlementFailed>
-  /** Redeliver after `delay`, with `attempt` raised by one. */
-  readonly retryLater: (delay: Duration.Input) => Effect.Effect<void, SettlementFailed>
+  /**
+   * Redeliver after `delay`, with `attempt` raised by one — or unchanged with
+   * `countAttempt: false`, for a hand-back that is not a failed attempt (a
+   * delivery that came too early, a busy dedupe key).
+   */
+  readonly retryLater: (delay: Duration.Input, options?: RetryLaterOptions) => Effect.Effect<void, SettlementFailed>
   /** Move to the group's dead-letter destination with `reason`, then forget. */
   readonly deadLetter: (reason: string) => Effect.Effect<void, SettlementFailed>
 }

@@ -210,11 +210,12 @@ export class MemoryBroker {
         attempt: entry.attempt,
         redelivered: entry.returned,
         ack: Effect.map(take("ack"), () => queue.pump()),
-        retryLater: (delay) =>
+        retryLater: (delay, options) =>
           Effect.gen(function* () {
             const now = yield* Clock.currentTimeMillis
             const held = yield* take("retryLater")
-            broker.later(queue, now + Duration.toMillis(delay), held.envelope, held.attempt + 1)
+            const attempt = options?.countAttempt === false ? held.attempt : held.attempt + 1
+            broker.later(queue, now + Duration.toMillis(delay), held.envelope, attempt)
             queue.pump()
           }),
         deadLetter: (reason) =>

@@ -34,6 +34,26 @@ export const retryLaterCases = ({ it, receiveTimeout }: Suite) => {
     })
   )
 
+  it.effect("retryLater that does not count an attempt redelivers with the attempt unchanged", () =>
+    Effect.gen(function* () {
+      const topic = uniqueName("retry-uncounted")
+      const group = uniqueName("g")
+      yield* declare([topic], [[topic, group]])
+      const sent = envelope(topic)
+      yield* publishAll([sent])
+      const sub = yield* subscribe(topic, group, { receiveTimeout })
+      const first = yield* sub.next()
+      yield* first.retryLater(50)
+      const second = yield* sub.next()
+      expect(second.attempt).toBe(2)
+      yield* second.retryLater(50, { countAttempt: false })
+      const third = yield* sub.next()
+      expect(third.envelope.id).toBe(sent.id)
+      expect(third.attempt).toBe(2)
+      yield* third.ack
+    })
+  )
+
   it.effect("a message waiting in retryLater does not hold up the messages behind it", () =>
     Effect.gen(function* () {
       const topic = uniqueName("retry-nonblocking")

@@ -1,0 +1,186 @@
+/**
+ * The RabbitMQ transport: the Lossless contract on amqplib.
+ *
+ * - `publish` succeeds only on the broker's publisher confirm for a
+ *   persistent message on a durable exchange, sent `mandatory`: a message no
+ *   group's queue takes is `Unroutable`, a topic never declared is
+ *   `TopicNotFound`, neither ever a success. Publishes are pipelined within
+ *   a bounded confirm window.
+ * - `subscribe` consumes a group's durable queue with manual acks and a
+ *   bounded prefetch, and keeps consuming across reconnects.
+ * - `retryLater` and `deadLetter` store a copy (retry queue, dead-letter
+ *   queue) and ack the original only once the copy is confirmed.
+ * - `ensureTopology` declares a durable topic exchange per topic and, per
+ *   group, a durable work queue bound with `#` and a dead-letter queue.
+ *
+ * Policy (how often to retry, when to give up) is core's: the adapter only
+ * maps the primitives. `deliverAt` is not native to RabbitMQ; core delays
+ * such messages itself (`capabilities.delayedDelivery` is false).
+ *
+ * ```ts
+ * const TransportLive = RabbitTransport.layer({ url: Redacted.make("amqp://app:secret@rabbit:5672/prod") })
+ * // or, by URL scheme: TransportUrl.layerConfig([MemoryTransport.plugin, RabbitTransport.plugin])
+ * ```
+ *
+ * @since 0.1.0
+ */
+import {
+  Capabilities,
+  type Envelope,
+  type InvalidUrl,
+  MessageTooLarge,
+  Names,
+  type PublishError,
+  TopicNotFound,
+  Transport,
+  type TransportUnavailable,
+  type TransportUrl
+} from "@lossless/core"
+import { Config, Deferred, Effect, Layer, Result, type Scope } from "effect"
+import * as Confirms from "./internal/confirms.ts"
+import * as Connection from "./internal/connection.ts"
+import * as Subscription from "./internal/subscription.ts"
+import * as Topology from "./internal/topology.ts"
+import * as Wire from "./internal/wire.ts"
+import * as RabbitConfig from "./RabbitConfig.ts"
+import * as RabbitError from "./RabbitError.ts"
+import * as RabbitTopology from "./RabbitTopology.ts"
+
+/**
+ * What the RabbitMQ transport does natively. Dead letters are
+ * publish-then-ack (not a broker DLX), so the reason travels with the
+ * message; delayed delivery is emulated by core.
+ */
+export const capabilities: Capabilities.Capabilities = Capabilities.make({
+  durable: true,
+  delayedDelivery: false,
+  nativeDeadLetter: false,
+  halfMessages: false,
+  ordering: "queue",
+  redeliveryFlag: true,
+  maxMessageBytes: RabbitConfig.defaultMaxMessageBytes
+})
+
+/** Builds the transport in the current scope: connected when it succeeds, closed with the scope. */
+export const make = (
+  config: RabbitConfig.RabbitConfig
+): Effect.Effect<Transport.TransportShape, TransportUnavailable, Scope.Scope> =>
+  Effect.gen(function* () {
+    const manager = yield* Connection.make(config)
+    const declarer = yield* Topology.make(manager)
+    const confirms = yield* Confirms.make(manager, declarer.forgetExchange)
+    const dependencies: Subscription.Dependencies = { manager, declarer, confirms }
+
+    /** What fails before sending: too large (payload or headers), or not a topic name at all. */
+    const refuse = (envelope: Envelope.Envelope, target: Confirms.Target): PublishError | undefined => {
+      const size = envelope.payload.byteLength
+      if (size > config.maxMessageBytes) {
+        return new MessageTooLarge({
+          topic: envelope.topic,
+          messageId: envelope.id,
+          size,
+          limit: config.maxMessageBytes
+        })
+      }
+      // amqplib encodes the header table into a 64 KiB buffer.
+      const headerBytes = Confirms.headerTableBytes(target.properties.headers)
+      if (headerBytes > Confirms.headerTableLimit) {
+        return new MessageTooLarge({
+          topic: envelope.topic,
+          messageId: envelope.id,
+          size: headerBytes + size,
+          limit: Confirms.headerTableLimit
+        })
+      }
+      if (!Names.isValid(envelope.topic)) return new TopicNotFound({ topic: envelope.topic })
+      return undefined
+    }
+
+    const target = (envelope: Envelope.Envelope): Confirms.Target => ({
+      exchange: RabbitTopology.exchange(config.prefix, envelope.topic),
+      routingKey: envelope.topic,
+      // The envelope's bytes are sent as they are: envelopes are immutable, and a confirm means they were read.
+      content: Wire.content(envelope.payload),
+      properties: Wire.properties(envelope),
+      topic: envelope.topic,
+      messageId: envelope.id
+    })
+
+    /** Publishes one envelope whose send had to wait (unknown topic, full window, flow control, no channel). */
+    const publishLater = (
+      target: Confirms.Target
+    ): Effect.Effect<Result.Result<Deferred.Deferred<void, PublishError>, PublishError>> =>
+      Effect.gen(function* () {
+        // A publish to a missing exchange would close the shared channel: ask on a channel of its own first.
+        const exists = yield* Effect.result(declarer.exchangeExists(target.exchange))
+        if (exists._tag === "Failure") return Result.fail(exists.failure)
+        if (!exists.success) return Result.fail(new TopicNotFound({ topic: target.topic }))
+        return Result.succeed(yield* confirms.send(target))
+      })
+
+    const publish: Transport.TransportShape["publish"] = (batch) =>
+      Effect.gen(function* () {
+        const results: Array<Transport.PublishResult> = new Array(batch.length)
+        const waiting: Array<readonly [number, Deferred.Deferred<void, PublishError>]> = []
+        // Sent back to back, synchronously while nothing has to be waited for; confirms are awaited
+        // afterwards, so a batch costs about one round trip.
+        for (let i = 0; i < batch.length; i++) {
+          const envelope = batch[i] as Envelope.Envelope
+          const out = target(envelope)
+          const refused = refuse(envelope, out)
+          if (refused !== undefined) {
+            results[i] = Result.fail(refused)
+            continue
+          }
+          const now = declarer.isKnownExchange(out.exchange) ? confirms.sendNow(out) : undefined
+          const sent: Result.Result<Deferred.Deferred<void, PublishError>, PublishError> = now === undefined
+            ? yield* publishLater(out)
+            : Result.succeed(now)
+          if (Result.isFailure(sent)) results[i] = Result.fail(sent.failure)
+          else waiting.push([i, sent.success])
+        }
+        for (const [i, pending] of waiting) results[i] = yield* Effect.result(Deferred.await(pending))
+        return results
+      })
+
+    return {
+      name: RabbitError.transport,
+      capabilities: { ...capabilities, maxMessageBytes: config.maxMessageBytes },
+      ensureTopology: declarer.ensure,
+      publish,
+      subscribe: (topic, group, options) =>
+        Subscription.subscribe(dependencies, { topic, group, kind: "main" }, options),
+      subscribeDeadLetters: (topic, group, options) =>
+        Subscription.subscribe(dependencies, { topic, group, kind: "dead" }, options)
+    }
+  })
+
+/** Why the layer could not be built: a bad URL, or a broker that could not be reached on the connect schedule. */
+export type LayerError = InvalidUrl | TransportUnavailable
+
+/** The RabbitMQ transport from options; connected when built, closed (channels, then connection) when released. */
+export const layer = (options: RabbitConfig.RabbitOptions): Layer.Layer<Transport.Transport, LayerError> =>
+  Layer.effect(Transport.Transport, Effect.flatMap(RabbitConfig.make(options), make))
+
+/**
+ * The RabbitMQ transport from `Config`: by default the URL in
+ * `LOSSLESS_RABBITMQ_URL` (options in its query string); or any record of
+ * configs, e.g. `{ url: Config.Redacted("AMQP_URL"), queueType: Config.succeed("quorum") }`.
+ */
+export const layerConfig = (
+  config: Config.Wrap<RabbitConfig.RabbitOptions> = RabbitConfig.fromEnv
+): Layer.Layer<Transport.Transport, LayerError | Config.ConfigError> =>
+  Layer.effect(
+    Transport.Transport,
+    Effect.gen(function* () {
+      const options = yield* Config.unwrap(config)
+      return yield* Effect.flatMap(RabbitConfig.make(options), make)
+    })
+  )
+
+/** Serves `amqp://` and `amqps://` URLs; options may ride in the query string. */
+export const plugin: TransportUrl.TransportPlugin = {
+  name: RabbitError.transport,
+  schemes: ["amqp", "amqps"],
+  layer: (url) => layer({ url })
+}

@@ -1,0 +1,50 @@
+/**
+ * Envelopes as AMQP messages and back. The body is the payload; the
+ * headers are `Envelope.toWireHeaders` (core's single mapping), so the id,
+ * timestamp and key travel as Lossless headers on every broker. The AMQP
+ * `message-id` and `timestamp` properties are set too, for tools that show
+ * them, and stand in for the headers on messages from plain AMQP producers.
+ */
+import { Envelope, Headers } from "@lossless/core"
+import type * as amqp from "amqplib"
+
+/** Bookkeeping headers RabbitMQ adds when it dead-letters or redelivers; not part of an envelope. */
+const brokerHeader = /^x-(death|first-death-|last-death-|delivery-count)/
+
+/** The bytes of a payload as a Buffer, without copying them. */
+export const content = (payload: Uint8Array): Buffer =>
+  Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+
+/** Properties of a persistent, mandatory publish of `envelope`. */
+export const properties = (envelope: Envelope.Envelope): amqp.Options.Publish => {
+  const props: amqp.Options.Publish = {
+    // deliveryMode 2: written to disk by a durable queue, so a confirm means it survives a restart.
+    persistent: true,
+    // A message no queue takes is returned (and reported Unroutable) instead of dropped.
+    mandatory: true,
+    // AMQP timestamps are seconds; the header keeps the milliseconds.
+    timestamp: Math.floor(envelope.timestamp / 1000),
+    headers: Envelope.toWireHeaders(envelope)
+  }
+  // message-id is a short string on the wire (at most 255 bytes); the header carries any id.
+  if (Buffer.byteLength(envelope.id) <= 255) props.messageId = envelope.id
+  return props
+}
+
+/** The string headers of a received message, with AMQP properties standing in for missing Lossless ones. */
+export const headers = (message: amqp.Message, receivedAt: number): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const [name, value] of Object.entries(message.properties.headers ?? {})) {
+    if (brokerHeader.test(name)) continue
+    if (typeof value === "string") out[name] = value
+    else if (Buffer.isBuffer(value)) out[name] = value.toString("utf8")
+  }
+  const { messageId, timestamp } = message.properties
+  if (out[Headers.MessageId] === undefined && typeof messageId === "string" && messageId !== "") {
+    out[Headers.MessageId] = messageId
+  }
+  if (out[Headers.Timestamp] === undefined) {
+    out[Headers.Timestamp] = String(typeof timestamp === "number" ? timestamp * 1000 : receivedAt)
+  }
+  return out
+}
