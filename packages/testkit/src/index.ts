@@ -13,5 +13,7 @@ export * as DedupeStoreSuite from "./DedupeStoreSuite.ts"
 export * as Faulty from "./Faulty.ts"
 /** Unique names, envelopes, subscriptions and counting assertions. */
 export * as Harness from "./Harness.ts"
+/** The shared suite every outbox store runs. */
+export * as OutboxStoreSuite from "./OutboxStoreSuite.ts"
 /** Reachability checks for the services real-broker suites need. */
 export * as Services from "./Services.ts"

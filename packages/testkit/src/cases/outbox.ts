@@ -29,7 +29,11 @@ export const outboxCases = ({ it, receiveTimeout }: Suite) => {
       }).pipe(Effect.provide(Publisher.layerOutbox(store)))
       yield* eventually("every outbox row handled", () => handled.length >= ids.length, receiveTimeout)
       // The relay marks a batch sent after its confirm, which may come after the consumer saw it.
-      yield* eventually("every outbox row marked sent", () => store.rows().every((r) => r.status === "sent"), receiveTimeout)
+      yield* eventually(
+        "every outbox row marked sent",
+        () => store.rows().every((r) => r.status === "sent"),
+        receiveTimeout
+      )
       assertExactlyOnce(ids, handled)
       expect(yield* store.stats).toMatchObject({ sent: 50, pending: 0, failed: 0 })
     })
