@@ -198,6 +198,11 @@ describe.skipIf(!controllable)(`RabbitTransport recovery (${rabbit.url})`, () =>
       const watermark = /^\s*[0-9.]+\s*$/.test(raw) ? raw.trim() : "0.4"
       const restore = Support.rabbitmqctl("set_vm_memory_high_watermark", watermark)
       yield* Effect.acquireRelease(Support.rabbitmqctl("set_vm_memory_high_watermark", "0"), () => restore)
+      // The alarm is raised asynchronously: publish only once the broker reports it.
+      yield* Support.rabbitmqctl("eval", "rabbit_alarm:get_alarms().").pipe(
+        Effect.repeat({ until: (alarms) => alarms.includes("memory"), schedule: Schedule.spaced("100 millis") }),
+        Effect.timeout("10 seconds")
+      )
       const waiting = Harness.envelope(topic)
       const fiber = yield* Effect.forkChild(Transport.Transport.use((t) => t.publish([waiting])))
       yield* Effect.sleep("1500 millis")
