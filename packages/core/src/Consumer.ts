@@ -180,16 +180,26 @@ export const start = <A, E, R>(
       )
 
     /** Runs the handler with immediate retries; the exit says how it ended. */
-    const runHandler = (message: Message.Message<A>, context: Context) =>
-      Effect.suspend(() => handler(message, context)).pipe(
+    const runHandler = (message: Message.Message<A>, context: Context) => {
+      const once = Effect.suspend(() => handler(message, context)).pipe(
         Effect.catchCause((cause) =>
           Cause.hasInterruptsOnly(cause)
             ? Effect.failCause(cause as Cause.Cause<never>)
             : Effect.fail(new HandlerFailure(cause))
-        ),
-        Effect.retry({ times: policy.immediate, while: (failure) => !policy.isPermanent(failure.error) }),
-        Effect.exit
+        )
       )
+      // The retry schedule is built only after a failure: the common, successful run skips it.
+      return Effect.exit(
+        Effect.catch(once, (failure) =>
+          policy.immediate < 1 || policy.isPermanent(failure.error)
+            ? Effect.fail(failure)
+            : Effect.retry(once, {
+                times: policy.immediate - 1,
+                while: (next) => !policy.isPermanent(next.error)
+              })
+        )
+      )
+    }
 
     /** Settles a delivery whose handler failed: retry later on the policy's schedule, or dead-letter. */
     const afterFailure = (delivery: Delivery, error: unknown) =>

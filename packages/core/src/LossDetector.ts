@@ -61,22 +61,32 @@ export const stamp = (options: StampOptions = {}): Effect.Effect<Stamp> =>
   Effect.map(MessageId.make, (epoch) => {
     const producerId = `${options.name ?? "producer"}/${epoch}`
     const partitions = Math.max(1, Math.floor(options.partitions ?? 16))
-    const counters = new Map<string, number>()
+    // Per topic, the last sequence of each partition: one lookup by the topic string, no key built per message.
+    const counters = new Map<string, Array<number>>()
     const interceptor: Interceptor = (envelopes) =>
       Effect.sync(() =>
         envelopes.map((envelope) => {
           if (envelope.headers[Headers.Sequence] !== undefined) return envelope
           const partition = envelope.key === undefined ? 0 : fnv(envelope.key) % partitions
-          const stream = `${envelope.topic}\u0000${partition}`
-          const sequence = (counters.get(stream) ?? 0) + 1
-          counters.set(stream, sequence)
+          let streams = counters.get(envelope.topic)
+          if (streams === undefined) {
+            streams = new Array<number>(partitions).fill(0)
+            counters.set(envelope.topic, streams)
+          }
+          const sequence = (streams[partition] as number) + 1
+          streams[partition] = sequence
           return {
-            ...envelope,
+            id: envelope.id,
+            topic: envelope.topic,
+            key: envelope.key,
+            payload: envelope.payload,
             headers: {
               ...envelope.headers,
               [Headers.ProducerId]: producerId,
               [Headers.Sequence]: `${partition}:${sequence}`
-            }
+            },
+            timestamp: envelope.timestamp,
+            deliverAt: envelope.deliverAt
           }
         })
       )
@@ -165,6 +175,7 @@ export class Tracker {
   private readonly maxGaps: number
   private readonly startedAt: number
   private readonly gaps: Array<Gap> = []
+  private last: { tracker: StreamTracker; producerId: string; topic: string; partition: number } | undefined
   observed = 0
   lost = 0
   duplicates = 0
@@ -183,20 +194,30 @@ export class Tracker {
     const parsed = parseSequence(envelope.headers[Headers.Sequence])
     if (producerId === undefined || parsed === undefined) return
     this.observed++
-    const id = `${producerId}\u0000${envelope.topic}\u0000${parsed.partition}`
-    let stream = this.streams.get(id)
-    if (stream === undefined) {
-      // A producer that started after this detector was watching from its first message;
-      // one that started earlier is joined mid-stream (nothing before counts as missing).
-      const began = epochStart(producerId)
-      const fromBeginning = began !== undefined && began >= this.startedAt
-      stream = {
-        tracker: new StreamTracker(parsed.sequence, fromBeginning, now, this.grace),
-        producerId,
-        topic: envelope.topic,
-        partition: parsed.partition
+    // Consecutive messages mostly belong to one stream: reuse it without building its key.
+    let stream = this.last
+    if (
+      stream === undefined ||
+      stream.partition !== parsed.partition ||
+      stream.producerId !== producerId ||
+      stream.topic !== envelope.topic
+    ) {
+      const id = `${producerId}\u0000${envelope.topic}\u0000${parsed.partition}`
+      stream = this.streams.get(id)
+      if (stream === undefined) {
+        // A producer that started after this detector was watching from its first message;
+        // one that started earlier is joined mid-stream (nothing before counts as missing).
+        const began = epochStart(producerId)
+        const fromBeginning = began !== undefined && began >= this.startedAt
+        stream = {
+          tracker: new StreamTracker(parsed.sequence, fromBeginning, now, this.grace),
+          producerId,
+          topic: envelope.topic,
+          partition: parsed.partition
+        }
+        this.streams.set(id, stream)
       }
-      this.streams.set(id, stream)
+      this.last = stream
     }
     switch (stream.tracker.observe(parsed.sequence, now)) {
       case "repeat":
@@ -227,7 +248,10 @@ export class Tracker {
           detectedAt: now
         })
       }
-      if (stream.tracker.gaps.length === 0 && stream.tracker.lastSeen + this.idle <= now) this.streams.delete(id)
+      if (stream.tracker.gaps.length === 0 && stream.tracker.lastSeen + this.idle <= now) {
+        this.streams.delete(id)
+        if (this.last === stream) this.last = undefined
+      }
     }
     this.gaps.push(...found)
     if (this.gaps.length > this.maxGaps) this.gaps.splice(0, this.gaps.length - this.maxGaps)
@@ -307,7 +331,10 @@ export const make = (options: DetectorOptions = {}): Effect.Effect<LossDetector,
     yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(interval)))
     return {
       observe: (envelope, arrival) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => tracker.observe(envelope, arrival, now))),
+        Effect.clockWith((clock) => {
+          tracker.observe(envelope, arrival, clock.currentTimeMillisUnsafe())
+          return Effect.void
+        }),
       sweep,
       report: Effect.map(sweep, () => tracker.report())
     }

@@ -15,6 +15,12 @@ let counter = 0
 
 const hex: ReadonlyArray<string> = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"))
 
+// Random bits for 256 ids, refilled when used up: one `getRandomValues` call per id
+// cost more than everything else in making it (ids are not secrets; Node's
+// `randomUUID` pools the same way).
+const pool = new Uint8Array(8 * 256)
+let pooled = pool.length
+
 /** Makes a UUIDv7 for the given time (epoch milliseconds). */
 export const fromMillis = (now: number): string => {
   let millis = Math.max(Math.floor(now), 0)
@@ -29,25 +35,22 @@ export const fromMillis = (now: number): string => {
       counter = 0
     }
   }
-  const bytes = new Uint8Array(16)
-  crypto.getRandomValues(bytes.subarray(8))
+  if (pooled === pool.length) {
+    crypto.getRandomValues(pool)
+    pooled = 0
+  }
+  const r = pooled
+  pooled += 8
+  const random = (i: number) => hex[pool[r + i] as number] as string
   // 48-bit big-endian timestamp; division keeps it exact beyond 32 bits.
   const high = Math.floor(millis / 0x10000)
-  bytes[0] = (high >>> 24) & 0xff
-  bytes[1] = (high >>> 16) & 0xff
-  bytes[2] = (high >>> 8) & 0xff
-  bytes[3] = high & 0xff
-  bytes[4] = (millis >>> 8) & 0xff
-  bytes[5] = millis & 0xff
-  bytes[6] = 0x70 | ((counter >>> 8) & 0x0f)
-  bytes[7] = counter & 0xff
-  bytes[8] = 0x80 | ((bytes[8] as number) & 0x3f)
-  let out = ""
-  for (let i = 0; i < 16; i++) {
-    if (i === 4 || i === 6 || i === 8 || i === 10) out += "-"
-    out += hex[bytes[i] as number]
-  }
-  return out
+  return (
+    `${hex[(high >>> 24) & 0xff]}${hex[(high >>> 16) & 0xff]}${hex[(high >>> 8) & 0xff]}${hex[high & 0xff]}-` +
+    `${hex[(millis >>> 8) & 0xff]}${hex[millis & 0xff]}-` +
+    `${hex[0x70 | ((counter >>> 8) & 0x0f)]}${hex[counter & 0xff]}-` +
+    `${hex[0x80 | ((pool[r] as number) & 0x3f)]}${random(1)}-` +
+    `${random(2)}${random(3)}${random(4)}${random(5)}${random(6)}${random(7)}`
+  )
 }
 
 /** Makes a new message id from the Effect clock (so `TestClock` controls its timestamp). */
