@@ -6,10 +6,11 @@
 import type { ScenarioResult } from "./Runner.ts"
 import type { Mode } from "./Scenario.ts"
 import * as Stats from "./Stats.ts"
+import type { Kind } from "./targets/Target.ts"
 
 export interface TargetStatus {
   readonly name: string
-  readonly kind: "lossless" | "raw"
+  readonly kind: Kind
   readonly description: string
   readonly available: boolean
   readonly reason: string | undefined
@@ -39,10 +40,33 @@ const mib = (n: number): string => (Number.isFinite(n) ? (Math.abs(n) < 0.05 ? 0
 const pct = (fraction: number): string => (Number.isFinite(fraction) ? `±${(fraction * 100).toFixed(1)} %` : "-")
 const times = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : "-")
 
+const percent = (fraction: number): string => `${Number((fraction * 100).toFixed(1))} %`
+
+/** "≤5 % cost: met", with "(borderline)" when the rounds fall on both sides of the limit. */
+export const requirementCell = (r: ScenarioResult): string => {
+  const q = r.requirement
+  if (q === undefined) return r.scenario.maxCost === undefined ? "" : `≤${percent(r.scenario.maxCost)} cost: -`
+  return `≤${percent(q.maxCost)} cost: ${q.met ? "met" : "missed"}${q.straddles ? " (borderline)" : ""}`
+}
+
+/** The label of the scenario a result is divided by, when that is not its comparison's baseline. */
+type ReferenceLabel = (r: ScenarioResult) => string | undefined
+
+const referenceLabels = (results: ReadonlyArray<ScenarioResult>): ReferenceLabel => {
+  const labels = new Map(results.map((r) => [r.scenario.id, r.scenario.label]))
+  const baselines = new Set(results.filter((r) => r.isBaseline).map((r) => r.scenario.id))
+  return (r) => {
+    const id = r.ratio?.baseline ?? r.scenario.versus
+    return id === undefined || baselines.has(id) ? undefined : (labels.get(id) ?? id)
+  }
+}
+
 interface Column {
   readonly title: string
   readonly right: boolean
-  readonly cell: (r: ScenarioResult) => string
+  readonly cell: (r: ScenarioResult, reference: ReferenceLabel) => string
+  /** Shown only when some row has it. */
+  readonly optional?: (r: ScenarioResult) => boolean
 }
 
 const columns: ReadonlyArray<Column> = [
@@ -55,12 +79,25 @@ const columns: ReadonlyArray<Column> = [
   {
     title: "vs baseline",
     right: true,
-    cell: (r) =>
-      r.isBaseline
-        ? "baseline"
-        : r.ratio === undefined
-          ? "-"
-          : `${times(r.ratio.median)} (${r.ratio.min.toFixed(2)}–${r.ratio.max.toFixed(2)})`
+    cell: (r, reference) => {
+      if (r.isBaseline) return "baseline"
+      const versus = reference(r)
+      const suffix = versus === undefined ? "" : ` vs ${versus}`
+      return r.ratio === undefined
+        ? `-${suffix}`
+        : `${times(r.ratio.median)} (${r.ratio.min.toFixed(2)}–${r.ratio.max.toFixed(2)})${suffix}`
+    }
+  },
+  {
+    title: "requirement",
+    right: false,
+    cell: (r) => requirementCell(r),
+    optional: (r) => r.scenario.maxCost !== undefined
+  },
+  {
+    title: "CPU µs/msg",
+    right: true,
+    cell: (r) => (Number.isFinite(r.cpuMicrosPerMessage) ? r.cpuMicrosPerMessage.toFixed(1) : "-")
   },
   { title: "p50 ms", right: true, cell: (r) => ms(r.latencyMs.p50) },
   { title: "p95 ms", right: true, cell: (r) => ms(r.latencyMs.p95) },
@@ -73,19 +110,45 @@ const columns: ReadonlyArray<Column> = [
 
 /** One aligned Markdown table. */
 export const table = (results: ReadonlyArray<ScenarioResult>): string => {
-  const rows = results.map((r) => columns.map((c) => c.cell(r)))
-  const widths = columns.map((c, i) => Math.max(c.title.length, ...rows.map((row) => (row[i] as string).length), 3))
+  const shown = columns.filter((c) => c.optional === undefined || results.some(c.optional))
+  const reference = referenceLabels(results)
+  const rows = results.map((r) => shown.map((c) => c.cell(r, reference)))
+  const widths = shown.map((c, i) => Math.max(c.title.length, ...rows.map((row) => (row[i] as string).length), 3))
   const line = (cells: ReadonlyArray<string>) =>
     `| ${cells
       .map((cell, i) => {
         const w = widths[i] as number
-        return (columns[i] as Column).right ? cell.padStart(w) : cell.padEnd(w)
+        return (shown[i] as Column).right ? cell.padStart(w) : cell.padEnd(w)
       })
       .join(" | ")} |`
   const rule = `| ${widths
-    .map((w, i) => ((columns[i] as Column).right ? `${"-".repeat(w - 1)}:` : "-".repeat(w)))
+    .map((w, i) => ((shown[i] as Column).right ? `${"-".repeat(w - 1)}:` : "-".repeat(w)))
     .join(" | ")} |`
-  return [line(columns.map((c) => c.title)), rule, ...rows.map(line)].join("\n")
+  return [line(shown.map((c) => c.title)), rule, ...rows.map(line)].join("\n")
+}
+
+/** One line per scenario with a requirement: its cost against its reference and the verdict. */
+export const requirementLines = (results: ReadonlyArray<ScenarioResult>): Array<string> => {
+  const labels = new Map(results.map((r) => [r.scenario.id, r.scenario.label]))
+  return results.flatMap((r) => {
+    if (r.scenario.maxCost === undefined) return []
+    const versus = labels.get(r.ratio?.baseline ?? r.scenario.versus ?? "") ?? "its baseline"
+    if (r.ratio === undefined || r.requirement === undefined) {
+      return [
+        `- ${r.scenario.label}: no ratio to ${versus}, so its requirement (≤${percent(r.scenario.maxCost)} cost) was not checked`
+      ]
+    }
+    const q = r.requirement
+    const change = q.cost >= 0 ? `costs ${percent(q.cost)}` : `is ${percent(-q.cost)} faster`
+    const cpu =
+      r.cpuRatio === undefined || !Number.isFinite(r.cpuRatio.median)
+        ? ""
+        : `; CPU per message ${times(r.cpuRatio.median)} (rounds ${r.cpuRatio.min.toFixed(2)}–${r.cpuRatio.max.toFixed(2)})`
+    return [
+      `- ${r.scenario.label} ${change} of ${versus}'s throughput (${times(r.ratio.median)}, rounds ` +
+        `${r.ratio.min.toFixed(2)}–${r.ratio.max.toFixed(2)}${cpu}): ${requirementCell(r)}`
+    ]
+  })
 }
 
 /** Results grouped by comparison, in run order. */
@@ -99,17 +162,18 @@ const byComparison = (results: ReadonlyArray<ScenarioResult>): Array<[string, Ar
   return [...groups]
 }
 
-/** The tables, one per comparison, with failures spelled out below each. */
+/** The tables, one per comparison, with requirement verdicts and failures spelled out below each. */
 export const tables = (results: ReadonlyArray<ScenarioResult>): string =>
   byComparison(results)
     .map(([name, group]) => {
-      const failures = group
-        .flatMap((r) => [
+      const notes = [
+        ...requirementLines(group),
+        ...group.flatMap((r) => [
           ...(r.error === undefined ? [] : [`- ${r.scenario.label}: ${r.error}`]),
           ...(r.duplicates === 0 ? [] : [`- ${r.scenario.label}: ${r.duplicates} messages received more than once`])
         ])
-        .join("\n")
-      return `### ${name}\n\n${table(group)}${failures === "" ? "" : `\n\n${failures}`}`
+      ].join("\n")
+      return `### ${name}\n\n${table(group)}${notes === "" ? "" : `\n\n${notes}`}`
     })
     .join("\n\n")
 
@@ -131,7 +195,7 @@ export const markdown = (report: RunReport): string =>
     `Run ${report.startedAt}, ${report.mode} mode${report.only === undefined ? "" : ` (only "${report.only}")`}, ` +
       `${(report.durationMs / 1000).toFixed(1)} s. Node ${report.environment.node} on ${report.environment.platform}, ` +
       `${report.environment.cpus} × ${report.environment.cpuModel}. ` +
-      `${report.warmupRounds} warm-up and ${report.rounds} measured rounds per scenario, interleaved within each comparison; ` +
+      `${report.warmupRounds} warm-up (more where a comparison asks for it) and ${report.rounds} measured rounds per scenario, interleaved within each comparison; ` +
       `figures are medians over rounds${report.environment.gc ? ", each round starting after a full GC" : ""}.`,
     "",
     "Targets:",
@@ -141,7 +205,10 @@ export const markdown = (report: RunReport): string =>
     tables(report.results),
     "",
     "msg/s: end to end, first publish to last ack. spread: half the min–max range over rounds, relative to the median. " +
-      "vs baseline: throughput ÷ the comparison's baseline in the same round (median, then min–max). " +
+      "vs baseline: throughput ÷ the comparison's baseline in the same round (median, then min–max), " +
+      'or ÷ the scenario named after "vs". requirement: the most throughput the scenario may lose against that ' +
+      "reference, judged by the median ratio (borderline: the rounds fall on both sides of the limit). " +
+      "CPU µs/msg: process CPU time (all threads) per message while the round ran. " +
       "p50…max: publish-to-receipt latency. heap Δ: peak heap during the round above the heap at its start " +
       "(mostly young-generation garbage between collections). retained: heap left after the round and a full GC. " +
       "RSS: peak resident set of the process.",
@@ -179,6 +246,7 @@ export const svg = (report: RunReport): string => {
   const parts: Array<string> = []
   let y = 56
   for (const [name, group] of groups) {
+    const reference = referenceLabels(group)
     parts.push(`<text x="10" y="${y}" class="group">${escapeXml(name)}</text>`)
     y += 10
     for (const r of group) {
@@ -198,7 +266,13 @@ export const svg = (report: RunReport): string => {
           `<line x1="${x(r.throughput.min).toFixed(1)}" x2="${x(r.throughput.min).toFixed(1)}" y1="${mid - 4}" y2="${mid + 4}" class="whisker"/>`,
           `<line x1="${x(r.throughput.max).toFixed(1)}" x2="${x(r.throughput.max).toFixed(1)}" y1="${mid - 4}" y2="${mid + 4}" class="whisker"/>`
         )
-        const ratio = r.isBaseline ? " (baseline)" : r.ratio === undefined ? "" : ` (${times(r.ratio.median)})`
+        const versus = reference(r)
+        const verdict = r.requirement === undefined ? "" : `; ${requirementCell(r)}`
+        const ratio = r.isBaseline
+          ? " (baseline)"
+          : r.ratio === undefined
+            ? ""
+            : ` (${times(r.ratio.median)}${versus === undefined ? "" : ` vs ${versus}`}${verdict})`
         parts.push(
           `<text x="${(x(r.throughput.max) + 6).toFixed(1)}" y="${mid + 4}" class="value">${rate(r.throughput.median)}${escapeXml(ratio)}</text>`
         )

@@ -3,7 +3,8 @@
  * comparison's scenarios interleaved (A B, B A, A B, ...) so slow drift of the
  * machine (thermal, other load, GC growth) falls on all of them alike. Ratios
  * against the baseline are taken per round, from neighbouring measurements,
- * then summarized.
+ * then summarized. A scenario may name its own reference (`versus`) and a
+ * requirement on its cost against it (`maxCost`).
  *
  * The timed loop keeps harness work per message to a few array writes: messages
  * and payloads are built before the clock starts, publisher fibers are
@@ -31,6 +32,11 @@ export interface RoundSample {
   readonly rssPeakMiB: number
   /** Messages received more than once (redeliveries). */
   readonly duplicates: number
+  /**
+   * Process CPU time (user + system, all threads) from first publish to last
+   * ack per message, microseconds. Less disturbed by other load on the machine than msg/s.
+   */
+  readonly cpuMicrosPerMessage: number
 }
 
 export interface ScenarioResult {
@@ -49,10 +55,43 @@ export interface ScenarioResult {
   /** Largest over the rounds. */
   readonly rssPeakMiB: number
   readonly duplicates: number
-  /** Throughput divided by the baseline's in the same round, over the rounds; absent for the baseline. */
+  /** Median over the rounds. */
+  readonly cpuMicrosPerMessage: number
+  /**
+   * Throughput divided by that of `baseline` (the scenario's `versus`, else the
+   * comparison's baseline) in the same round, over the rounds; absent for the baseline.
+   */
   readonly ratio: (Stats.Summary & { readonly baseline: string }) | undefined
+  /** CPU µs/msg divided by that of the same reference in the same round, over the rounds. */
+  readonly cpuRatio: Stats.Summary | undefined
+  /** Whether the ratio meets the scenario's `maxCost`, when it has one and a ratio. */
+  readonly requirement: Requirement | undefined
   /** Why it has no rounds, if it failed. */
   readonly error: string | undefined
+}
+
+/** A scenario's throughput cost against its reference, judged by its requirement. */
+export interface Requirement {
+  /** The most throughput it may lose, as a fraction. */
+  readonly maxCost: number
+  /** Throughput lost: 1 − the median ratio (negative when faster). */
+  readonly cost: number
+  /** `cost` is at most `maxCost`. */
+  readonly met: boolean
+  /** Some rounds' ratios lie on each side of the limit: the verdict is within the rounds' noise. */
+  readonly straddles: boolean
+}
+
+/** Judges per-round throughput ratios against a cost limit, by their median. */
+export const assess = (ratio: Stats.Summary, maxCost: number): Requirement => {
+  // Compared as ratios: 1 - 0.95 is not exactly 0.05 in floating point.
+  const floor = 1 - maxCost
+  return {
+    maxCost,
+    cost: 1 - ratio.median,
+    met: ratio.median >= floor,
+    straddles: ratio.min < floor && ratio.max >= floor
+  }
 }
 
 export type Progress = (line: string) => void
@@ -132,6 +171,13 @@ const publishConsume = (
       let duplicates = 0
       let target = byCount ? total : Number.POSITIVE_INFINITY
       let endedAt = 0
+      let cpuStart: NodeJS.CpuUsage | undefined
+      let cpu: NodeJS.CpuUsage | undefined
+      const end = () => {
+        if (endedAt !== 0) return
+        endedAt = performance.now()
+        cpu = process.cpuUsage(cpuStart)
+      }
       let gateClosed = false
       const gate = Latch.makeUnsafe(true)
       const lowWater = Math.floor(maxInFlight / 2)
@@ -150,7 +196,7 @@ const publishConsume = (
             gate.openUnsafe()
           }
           if (acked >= target) {
-            if (endedAt === 0) endedAt = performance.now()
+            end()
             Deferred.doneUnsafe(finished, Effect.void)
             return false
           }
@@ -164,20 +210,25 @@ const publishConsume = (
 
       let nextBatch = 0
       let stop = false
+      cpuStart = process.cpuUsage()
       const startedAt = performance.now()
       const deadline = byCount ? Number.POSITIVE_INFINITY : startedAt + seconds * 1000
       const publisher = Effect.gen(function* () {
         while (!stop) {
-          const k = nextBatch++
-          if (byCount ? k >= slots : performance.now() >= deadline) {
-            stop = true
-            return
-          }
           while (dispatched - acked >= maxInFlight) {
             gateClosed = true
             gate.closeUnsafe()
             yield* gate.await
           }
+          // The batch number is taken only now, together with the dispatch: a publisher
+          // that held one while waiting could be lapped by the others and reuse a slot
+          // whose messages are still in flight (counted as duplicates).
+          const k = nextBatch
+          if (stop || (byCount ? k >= slots : performance.now() >= deadline)) {
+            stop = true
+            return
+          }
+          nextBatch++
           const slot = k % slots
           const size = sizes[slot] as number
           const first = slot * B
@@ -197,7 +248,7 @@ const publishConsume = (
         Effect.sync(() => {
           if (!byCount) target = dispatched
           if (acked >= target) {
-            if (endedAt === 0) endedAt = performance.now()
+            end()
             Deferred.doneUnsafe(finished, Effect.void)
           }
         })
@@ -229,7 +280,8 @@ const publishConsume = (
         heapPeakDeltaMiB: (sampler.peak.heap - sampler.start.heapUsed) / MiB,
         heapRetainedMiB: Number.NaN,
         rssPeakMiB: sampler.peak.rss / MiB,
-        duplicates
+        duplicates,
+        cpuMicrosPerMessage: cpu === undefined || acked === 0 ? Number.NaN : (cpu.user + cpu.system) / acked
       } satisfies RoundSample
     })
   )
@@ -266,17 +318,24 @@ const summarizeScenario = (
   comparison: Comparison,
   scenario: Scenario,
   rounds: ReadonlyArray<RoundSample>,
-  baseline: ReadonlyArray<RoundSample> | undefined,
+  reference: ReadonlyArray<RoundSample> | undefined,
   error: string | undefined
 ): ScenarioResult => {
   const isBaseline = scenario.id === comparison.baseline
+  const versus = scenario.versus ?? comparison.baseline
   const pick = (f: (r: RoundSample) => number) => rounds.map(f)
   const ratios: Array<number> = []
-  if (!isBaseline && baseline !== undefined) {
-    const n = Math.min(rounds.length, baseline.length)
-    for (let i = 0; i < n; i++)
-      ratios.push((rounds[i] as RoundSample).throughput / (baseline[i] as RoundSample).throughput)
+  const cpuRatios: Array<number> = []
+  if (!isBaseline && reference !== undefined) {
+    const n = Math.min(rounds.length, reference.length)
+    for (let i = 0; i < n; i++) {
+      const a = rounds[i] as RoundSample
+      const b = reference[i] as RoundSample
+      ratios.push(a.throughput / b.throughput)
+      cpuRatios.push(a.cpuMicrosPerMessage / b.cpuMicrosPerMessage)
+    }
   }
+  const ratio = ratios.length > 0 ? { ...Stats.summarize(ratios), baseline: versus } : undefined
   return {
     comparison: comparison.name,
     scenario,
@@ -293,7 +352,10 @@ const summarizeScenario = (
     heapRetainedMiB: Stats.median(pick((r) => r.heapRetainedMiB)),
     rssPeakMiB: rounds.length === 0 ? Number.NaN : Math.max(...pick((r) => r.rssPeakMiB)),
     duplicates: pick((r) => r.duplicates).reduce((a, b) => a + b, 0),
-    ratio: ratios.length > 0 ? { ...Stats.summarize(ratios), baseline: comparison.baseline } : undefined,
+    cpuMicrosPerMessage: Stats.median(pick((r) => r.cpuMicrosPerMessage)),
+    ratio,
+    cpuRatio: cpuRatios.length > 0 ? Stats.summarize(cpuRatios) : undefined,
+    requirement: ratio === undefined || scenario.maxCost === undefined ? undefined : assess(ratio, scenario.maxCost),
     error
   }
 }
@@ -347,12 +409,13 @@ export const runComparison = (
         if (what.startsWith("round")) samples.get(scenario.id)?.push(r)
         progress(
           `  ${what.padEnd(11)} ${scenario.label.padEnd(44)} ${fmtRate(r.throughput).padStart(11)} msg/s` +
-            `  p50 ${fmtMs(r.latencyMs.p50)} ms  p99 ${fmtMs(r.latencyMs.p99)} ms  heap +${r.heapPeakDeltaMiB.toFixed(1)} MiB`
+            `  p50 ${fmtMs(r.latencyMs.p50)} ms  p99 ${fmtMs(r.latencyMs.p99)} ms  heap +${r.heapPeakDeltaMiB.toFixed(1)} MiB` +
+            `  CPU ${r.cpuMicrosPerMessage.toFixed(1)} µs/msg`
         )
       })
 
     progress(`${comparison.name} (${comparison.scenarios.length} scenarios, baseline ${comparison.baseline})`)
-    for (let w = 0; w < plan.warmupRounds; w++) {
+    for (let w = 0; w < (comparison.warmupRounds ?? plan.warmupRounds); w++) {
       for (const scenario of comparison.scenarios) yield* runOne(scenario, `warm-up ${w + 1}`)
     }
     for (let r = 0; r < plan.rounds; r++) {
@@ -361,9 +424,14 @@ export const runComparison = (
     }
     yield* Scope.close(scope, Exit.void)
 
-    const baseline = samples.get(comparison.baseline)
     return comparison.scenarios.map((scenario) =>
-      summarizeScenario(comparison, scenario, samples.get(scenario.id) ?? [], baseline, errors.get(scenario.id))
+      summarizeScenario(
+        comparison,
+        scenario,
+        samples.get(scenario.id) ?? [],
+        samples.get(scenario.versus ?? comparison.baseline),
+        errors.get(scenario.id)
+      )
     )
   })
 

@@ -4,8 +4,10 @@
  *
  * Scenarios are grouped into comparisons. The scenarios of one comparison run
  * interleaved, round by round, and each reports its throughput as a ratio to
- * the comparison's named baseline measured in the same rounds.
+ * the comparison's named baseline (or another scenario it names, `versus`)
+ * measured in the same rounds.
  */
+import type { Kind } from "./targets/Target.ts"
 
 /**
  * `publish-consume`: publish messages in batches (each batch awaited until
@@ -38,6 +40,17 @@ export interface Scenario {
    * Keeps queues bounded so latency measures the pipeline, not a backlog.
    */
   readonly maxInFlight: number
+  /**
+   * The scenario of the same comparison whose throughput this one's is divided
+   * by, round by round; the comparison's baseline when absent.
+   */
+  readonly versus?: string | undefined
+  /**
+   * A requirement: the most throughput this scenario may lose against `versus`,
+   * as a fraction (0.05: at most 5 % below it). The report says whether the
+   * median ratio over the rounds meets it.
+   */
+  readonly maxCost?: number | undefined
 }
 
 /** Scenarios run interleaved against one baseline among them. */
@@ -46,6 +59,8 @@ export interface Comparison {
   /** The `id` of the scenario the others are divided by. */
   readonly baseline: string
   readonly scenarios: ReadonlyArray<Scenario>
+  /** Warm-up rounds per scenario, when this comparison needs more than the plan's. */
+  readonly warmupRounds?: number | undefined
 }
 
 export type Mode = "quick" | "full"
@@ -122,6 +137,65 @@ const sweep = (target: string, amount: Amount): Comparison => {
   }
 }
 
+/** A core feature the runtime targets switch on, one target each. */
+export type Feature = "plain" | "loss-detection" | "memory-dedupe" | "redis-dedupe"
+
+/** The name of the runtime target with `feature`: "runtime", "runtime+loss-detection", ... */
+export const runtimeTarget = (feature: Feature): string => (feature === "plain" ? "runtime" : `runtime+${feature}`)
+
+/**
+ * What the core runtime and each of its features cost, on the memory broker.
+ * The plain runtime is divided by the bare transport (the runtime's own
+ * overhead); each feature by the plain runtime (the feature's cost), with the
+ * project's requirement where it has one. All run interleaved in the same rounds.
+ */
+export const runtimeSuite = (mode: Mode, available: ReadonlySet<string>): ReadonlyArray<Comparison> => {
+  if (!available.has("memory") || !available.has(runtimeTarget("plain"))) return []
+  const payloadBytes = 100
+  const prefix = `runtime/publish-consume/${sizeTag(payloadBytes)}`
+  const common = {
+    operation: "publish-consume",
+    payloadBytes,
+    // Longer rounds in full mode: the ratios this comparison is for are a few percent.
+    amount: { seconds: mode === "quick" ? 1 : 1.5 },
+    batchSize: 100,
+    publishConcurrency: 1,
+    prefetch: 100,
+    maxInFlight: 1000
+  } as const
+  const transport: Scenario = {
+    ...common,
+    id: `${prefix}/transport`,
+    label: "transport only (no runtime)",
+    target: "memory"
+  }
+  const plain: Scenario = {
+    ...common,
+    id: `${prefix}/plain`,
+    label: "runtime plain",
+    target: runtimeTarget("plain")
+  }
+  const feature = (name: Feature, label: string, maxCost?: number): Array<Scenario> =>
+    available.has(runtimeTarget(name))
+      ? [{ ...common, id: `${prefix}/${name}`, label, target: runtimeTarget(name), versus: plain.id, maxCost }]
+      : []
+  return [
+    {
+      name: `core runtime on memory, ${formatBytes(payloadBytes)}, batch 100: what each feature costs`,
+      baseline: transport.id,
+      // The runtime's code paths take longer to reach steady speed than the transport's.
+      warmupRounds: mode === "quick" ? 2 : 3,
+      scenarios: [
+        transport,
+        plain,
+        ...feature("loss-detection", "runtime + loss detection", 0.05),
+        ...feature("memory-dedupe", "runtime + memory dedupe"),
+        ...feature("redis-dedupe", "runtime + Redis dedupe", 0.1)
+      ]
+    }
+  ]
+}
+
 /** The comparisons for one target that drives the Lossless `Transport` contract. */
 export const transportSuite = (target: string, mode: Mode): ReadonlyArray<Comparison> => {
   // Rounds by time rather than count: equally long whatever the target's speed.
@@ -137,18 +211,22 @@ export const transportSuite = (target: string, mode: Mode): ReadonlyArray<Compar
 }
 
 /** The plan for a run over the given available targets. */
-export const plan = (mode: Mode, targets: ReadonlyArray<string>): Plan => ({
+export const plan = (mode: Mode, targets: ReadonlyArray<{ readonly name: string; readonly kind: Kind }>): Plan => ({
   mode,
   warmupRounds: mode === "quick" ? 1 : 2,
   rounds: mode === "quick" ? 5 : 7,
   roundTimeoutMs: 120_000,
-  comparisons: targets.flatMap((target) => transportSuite(target, mode))
+  comparisons: [
+    ...targets.filter((t) => t.kind === "lossless").flatMap((t) => transportSuite(t.name, mode)),
+    ...runtimeSuite(mode, new Set(targets.map((t) => t.name)))
+  ]
 })
 
 /**
  * Keeps the scenarios whose id or label, or whose comparison's name, contains
  * `needle` (case-insensitive). A comparison that keeps any scenario keeps its
- * baseline too, so its ratios stay measurable.
+ * baseline and the scenarios kept ones are divided by (`versus`), so its ratios
+ * stay measurable.
  */
 export const only = (comparisons: ReadonlyArray<Comparison>, needle: string): ReadonlyArray<Comparison> => {
   const n = needle.toLowerCase()
@@ -156,8 +234,18 @@ export const only = (comparisons: ReadonlyArray<Comparison>, needle: string): Re
     const whole = comparison.name.toLowerCase().includes(n)
     const matches = (s: Scenario) => whole || s.id.toLowerCase().includes(n) || s.label.toLowerCase().includes(n)
     if (!comparison.scenarios.some(matches)) return []
-    return [
-      { ...comparison, scenarios: comparison.scenarios.filter((s) => matches(s) || s.id === comparison.baseline) }
-    ]
+    const keep = new Set(comparison.scenarios.filter(matches).map((s) => s.id))
+    keep.add(comparison.baseline)
+    // References may chain (a feature versus the plain runtime, which is versus the baseline).
+    for (let added = true; added; ) {
+      added = false
+      for (const s of comparison.scenarios) {
+        if (keep.has(s.id) && s.versus !== undefined && !keep.has(s.versus)) {
+          keep.add(s.versus)
+          added = true
+        }
+      }
+    }
+    return [{ ...comparison, scenarios: comparison.scenarios.filter((s) => keep.has(s.id)) }]
   })
 }

@@ -83,7 +83,7 @@ const main = Effect.gen(function* () {
   }))
   log(`Targets:\n${Report.targetLines(targetStatus)}`)
 
-  const full = Scenario.plan(options.mode, [...available.keys()])
+  const full = Scenario.plan(options.mode, [...available.values()])
   const plan =
     options.only === undefined ? full : { ...full, comparisons: Scenario.only(full.comparisons, options.only) }
   const count = plan.comparisons.reduce((n, c) => n + c.scenarios.length, 0)

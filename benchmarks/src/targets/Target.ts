@@ -13,6 +13,9 @@ export class BenchError extends Data.TaggedError("BenchError")<{
   readonly cause?: unknown
 }> {}
 
+/** How a target drives its broker. */
+export type Kind = "lossless" | "raw" | "runtime"
+
 export type Availability = { readonly available: true } | { readonly available: false; readonly reason: string }
 
 /** What a consumer reports to the harness, per message. Both are called synchronously on the hot path. */
@@ -47,8 +50,11 @@ export interface Target {
   readonly name: string
   /** The broker it talks to; a Lossless target and its raw baseline share it. */
   readonly broker: string
-  /** `lossless`: through the Transport contract; `raw`: the broker's own client, as a baseline. */
-  readonly kind: "lossless" | "raw"
+  /**
+   * `lossless`: through the Transport contract; `raw`: the broker's own client, as a baseline;
+   * `runtime`: through the core Publisher and Consumer runtime.
+   */
+  readonly kind: Kind
   readonly description: string
   /** Whether it can run here; a target that needs a server checks that it answers. */
   readonly probe: Effect.Effect<Availability>
