@@ -108,6 +108,15 @@ export interface OutboxStore {
   readonly retry: (id: string) => Effect.Effect<boolean, StoreUnavailable>
 }
 
+const toRow = ({ envelope, status, attempts, lastError, nextAttemptAt, createdAt }: MemoryRow): Row => ({
+  envelope,
+  status,
+  attempts,
+  lastError,
+  nextAttemptAt,
+  createdAt
+})
+
 interface MemoryRow {
   envelope: Envelope
   status: Status
@@ -278,14 +287,7 @@ export const memoryStore: Effect.Effect<OutboxStore & { readonly rows: () => Rea
           ordered()
             .filter((r) => r.status === status)
             .slice(0, limit)
-            .map(({ envelope, status, attempts, lastError, nextAttemptAt, createdAt }) => ({
-              envelope,
-              status,
-              attempts,
-              lastError,
-              nextAttemptAt,
-              createdAt
-            }))
+            .map(toRow)
         ),
       retry: (id) =>
         Effect.tap(
@@ -301,15 +303,7 @@ export const memoryStore: Effect.Effect<OutboxStore & { readonly rows: () => Rea
     }
     return {
       ...store,
-      rows: () =>
-        ordered().map(({ envelope, status, attempts, lastError, nextAttemptAt, createdAt }) => ({
-          envelope,
-          status,
-          attempts,
-          lastError,
-          nextAttemptAt,
-          createdAt
-        }))
+      rows: () => ordered().map(toRow)
     }
   }
 )

@@ -125,6 +125,23 @@ const intercept = (interceptors: ReadonlyArray<Interceptor>, envelopes: Readonly
     return batch
   })
 
+/** A publisher whose `send` and `sendBatch` encode and then hand the envelopes to `publish`. */
+const fromPublish = (
+  publish: (envelopes: ReadonlyArray<Envelope>) => Effect.Effect<ReadonlyArray<Sent>, SendFailed>
+): PublisherShape =>
+  Publisher.of({
+    send: (topic, payload, options) =>
+      Effect.flatMap(Message.encode(topic, payload, options), (envelope) =>
+        Effect.map(publish([envelope]), (sent) => sent[0] as Sent)
+      ),
+    sendBatch: (topic, messages) =>
+      Effect.flatMap(
+        Effect.forEach(messages, (m) => Message.encode(topic, m.payload, m)),
+        publish
+      ),
+    publish
+  })
+
 /** Builds a publisher over the current transport. */
 export const make = (options: PublisherOptions = {}): Effect.Effect<PublisherShape, never, Transport> =>
   Effect.gen(function* () {
@@ -204,18 +221,7 @@ export const make = (options: PublisherOptions = {}): Effect.Effect<PublisherSha
         ? Effect.succeed([])
         : Semaphore.withPermits(permits, Math.min(envelopes.length, maxInFlight))(publishOnce(envelopes))
 
-    return Publisher.of({
-      send: (topic, payload, sendOptions) =>
-        Effect.flatMap(Message.encode(topic, payload, sendOptions), (envelope) =>
-          Effect.map(publish([envelope]), (sent) => sent[0] as Sent)
-        ),
-      sendBatch: (topic, messages) =>
-        Effect.flatMap(
-          Effect.forEach(messages, (m) => Message.encode(topic, m.payload, m)),
-          publish
-        ),
-      publish
-    })
+    return fromPublish(publish)
   })
 
 /** A publisher over the current transport. */
@@ -251,18 +257,7 @@ export const makeOutbox = (
         )
         return batch.map((e) => ({ id: e.id, topic: e.topic, attempts: 0 }))
       })
-    return Publisher.of({
-      send: (topic, payload, sendOptions) =>
-        Effect.flatMap(Message.encode(topic, payload, sendOptions), (envelope) =>
-          Effect.map(publish([envelope]), (sent) => sent[0] as Sent)
-        ),
-      sendBatch: (topic, messages) =>
-        Effect.flatMap(
-          Effect.forEach(messages, (m) => Message.encode(topic, m.payload, m)),
-          publish
-        ),
-      publish
-    })
+    return fromPublish(publish)
   })
 
 /** A publisher that writes to `store`; run an `OutboxRelay` to publish what it holds. */
