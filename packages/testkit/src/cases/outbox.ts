@@ -2,7 +2,7 @@ import { expect } from "@effect/vitest"
 import { Consumer, HalfMessage, Outbox, OutboxRelay, Publisher, StoreUnavailable, Topic } from "@lossless/core"
 import { Effect, Schema } from "effect"
 import type { Suite } from "../Conformance.ts"
-import { assertExactlyOnce, declare, eventually, uniqueName } from "../Harness.ts"
+import { assertExactlyOnce, declare, eventually, subscribe, uniqueName } from "../Harness.ts"
 
 const Booking = Schema.Struct({ id: Schema.String })
 
@@ -80,5 +80,43 @@ export const outboxCases = ({ it, receiveTimeout }: Suite) => {
       expect(handled.sort()).toEqual(["committed", "crashed-after-commit"])
       expect(store.rows().map((r) => r.status)).toEqual(["sent", "sent"])
     })
+  )
+
+  it.effect(
+    "a half message whose check-back keeps answering unknown is parked after the maximum checks, with an alert",
+    () =>
+      Effect.gen(function* () {
+        const topic = Topic.make(uniqueName("half-unknown"), Booking)
+        const group = uniqueName("g")
+        yield* declare([topic.name], [[topic.name, group]])
+        const store = yield* Outbox.memoryStore
+        const asked: Array<string> = []
+        const alerts: Array<string> = []
+        const checkBack = yield* HalfMessage.checkBack(topic, (m) =>
+          Effect.sync(() => {
+            asked.push(m.payload.id)
+            return "unknown" as const
+          })
+        )
+        yield* Effect.forkScoped(
+          OutboxRelay.run({
+            store,
+            sweepInterval: "30 millis",
+            checkBacks: [checkBack],
+            checkInterval: "100 millis",
+            maxChecks: 3,
+            onPark: (row, error) => Effect.sync(() => alerts.push(`${row.envelope.id}: ${error}`))
+          })
+        )
+        yield* HalfMessage.sendTransactional(topic, { id: "in-doubt" }, Effect.void).pipe(
+          Effect.provide(HalfMessage.layerOutbox(crashingAfterLocal(store)))
+        )
+        yield* eventually("the undecided row parked", () => store.rows()[0]?.status === "parked", receiveTimeout)
+        expect(asked).toEqual(["in-doubt", "in-doubt", "in-doubt"])
+        expect(alerts).toHaveLength(1)
+        expect(alerts[0]).toContain("undecided after 3 check-back(s)")
+        const sub = yield* subscribe(topic.name, group, { receiveTimeout })
+        yield* sub.nothingWithin("200 millis")
+      })
   )
 }
