@@ -322,6 +322,8 @@ export const start = <A, E, R>(
       Effect.gen(function* () {
         const envelope = delivery.envelope
         if (options.lossDetector !== undefined) yield* options.lossDetector.observe(envelope, delivery)
+        // Its channel is gone (a reconnect): the broker redelivers it, so handling it now would only repeat work.
+        if (!delivery.settleable()) return
         // Emulated delayed delivery for brokers that cannot hold a message until a time.
         if (!transport.capabilities.delayedDelivery && envelope.deliverAt !== undefined) {
           const now = yield* Clock.currentTimeMillis

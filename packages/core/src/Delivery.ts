@@ -30,6 +30,12 @@ export interface Delivery {
   readonly attempt: number
   /** The broker handed this message out before and it was not settled (consumer crash, interruption). */
   readonly redelivered: boolean
+  /**
+   * Whether the delivery can still be settled. `false` once its channel or
+   * subscription is gone: the broker will redeliver it, so running its handler
+   * now would only repeat the work.
+   */
+  readonly settleable: () => boolean
   /** Done: the broker may forget the message. */
   readonly ack: Effect.Effect<void, SettlementFailed>
   /**

@@ -209,6 +209,7 @@ export class MemoryBroker {
         group: queue.group,
         attempt: entry.attempt,
         redelivered: entry.returned,
+        settleable: () => !subscriber.closed && subscriber.held.has(deliveryId),
         ack: Effect.map(take("ack"), () => queue.pump()),
         retryLater: (delay, options) =>
           Effect.gen(function* () {

@@ -330,6 +330,7 @@ export const subscribe = (
       group,
       attempt,
       redelivered: message.fields.redelivered,
+      settleable: () => state === "open" && handle.open,
       ack: Effect.andThen(begin("ack"), ackOriginal("ack", "")),
       retryLater: (delay, options) =>
         viaCopy(

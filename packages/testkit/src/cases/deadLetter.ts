@@ -64,6 +64,7 @@ export const deadLetterCases = ({ it, receiveTimeout, quietPeriod }: Suite) => {
       const sub = yield* subscribe(topic, group, { receiveTimeout })
       const got = yield* sub.next()
       yield* got.ack
+      expect(got.settleable()).toBe(false)
       const second = yield* Effect.flip(got.deadLetter("too late"))
       expect(second).toBeInstanceOf(SettlementFailed)
       expect(second.settlement).toBe("deadLetter")

@@ -36,7 +36,9 @@ export const redeliveryCases = ({ it, capabilities, receiveTimeout, quietPeriod 
       yield* publishAll([sent])
       const gone = yield* subscribe(topic, group, { receiveTimeout })
       const got = yield* gone.next()
+      expect(got.settleable()).toBe(true)
       yield* gone.close
+      expect(got.settleable()).toBe(false)
       const error = yield* Effect.flip(got.ack)
       expect(error).toBeInstanceOf(SettlementFailed)
       expect(error.messageId).toBe(sent.id)
