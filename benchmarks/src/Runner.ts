@@ -11,7 +11,7 @@
  * per scenario (not per message), and send times and samples live in typed arrays.
  */
 import { Cause, Deferred, Effect, Exit, Fiber, Latch, Scope } from "effect"
-import type { Comparison, Plan, Scenario } from "./Scenario.ts"
+import { type Comparison, consumes, type Plan, type Scenario } from "./Scenario.ts"
 import * as Stats from "./Stats.ts"
 import { type BenchClient, BenchError, type Target } from "./targets/Target.ts"
 
@@ -66,6 +66,8 @@ export interface ScenarioResult {
   readonly cpuRatio: Stats.Summary | undefined
   /** Whether the ratio meets the scenario's `maxCost`, when it has one and a ratio. */
   readonly requirement: Requirement | undefined
+  /** The scenario's `atLeast` requirements, each with the ratio it is judged by. */
+  readonly atLeast: ReadonlyArray<MinRatio>
   /** Why it has no rounds, if it failed. */
   readonly error: string | undefined
 }
@@ -81,6 +83,37 @@ export interface Requirement {
   /** Some rounds' ratios lie on each side of the limit: the verdict is within the rounds' noise. */
   readonly straddles: boolean
 }
+
+/** A scenario's throughput as a multiple of another's, judged against the least multiple required. */
+export interface MinRatio {
+  /** The `id` of the scenario divided by. */
+  readonly versus: string
+  /** The least ratio required. */
+  readonly atLeast: number
+  /** The per-round ratios; absent when either scenario has no rounds. */
+  readonly ratio: Stats.Summary | undefined
+  /** The median ratio is at least `atLeast`; absent without a ratio. */
+  readonly met: boolean | undefined
+  /** Some rounds' ratios lie on each side of `atLeast`. */
+  readonly straddles: boolean
+  /** `versus` is the scenario's own reference, the one its "vs baseline" ratio is taken against. */
+  readonly ownReference: boolean
+}
+
+/** Judges per-round throughput ratios against the least multiple required, by their median. */
+export const assessAtLeast = (
+  versus: string,
+  ratio: Stats.Summary | undefined,
+  atLeast: number,
+  ownReference = false
+): MinRatio => ({
+  versus,
+  atLeast,
+  ownReference,
+  ratio,
+  met: ratio === undefined ? undefined : ratio.median >= atLeast,
+  straddles: ratio !== undefined && ratio.min < atLeast && ratio.max >= atLeast
+})
 
 /** Judges per-round throughput ratios against a cost limit, by their median. */
 export const assess = (ratio: Stats.Summary, maxCost: number): Requirement => {
@@ -127,8 +160,8 @@ const memorySampler = Effect.acquireRelease(
 
 let topicCounter = 0
 
-/** One round of `publish-consume`. */
-const publishConsume = (
+/** One round of any operation (see `Operation`). */
+const measure = (
   client: BenchClient,
   scenario: Scenario,
   expectedMessages: number
@@ -138,8 +171,15 @@ const publishConsume = (
       const id = ++topicCounter
       const topic = `bench-${process.pid}-${id}`
       const group = `bench-${id}`
+      const cleanup = client.cleanup
+      // Registered before `prepare`, so a half-done prepare is cleaned up too; runs after the timing.
+      if (cleanup !== undefined) yield* Effect.addFinalizer(() => Effect.ignore(cleanup(topic, group)))
       yield* client.prepare(topic, group)
 
+      const operation = scenario.operation
+      const withConsumer = consumes(operation)
+      const prefilled = operation === "consume"
+      const timesLatency = operation !== "consume"
       const B = Math.max(1, scenario.batchSize)
       const C = Math.max(1, scenario.publishConcurrency)
       const maxInFlight = Math.max(1, scenario.maxInFlight)
@@ -147,6 +187,9 @@ const publishConsume = (
       const count = "messages" in amount ? amount.messages : 0
       const seconds = "seconds" in amount ? amount.seconds : 0
       const byCount = "messages" in amount
+      if (prefilled && !byCount) {
+        return yield* new BenchError({ message: "a consume round needs an amount of messages, not of time" })
+      }
       // Message numbers: all of them when counting; otherwise a ring wide enough
       // that a number comes round again only after its previous message was acked.
       const slots = byCount ? Math.max(1, Math.ceil(count / B)) : Math.ceil((2 * (maxInFlight + B * C)) / B)
@@ -164,15 +207,22 @@ const publishConsume = (
       const sentAt = new Float64Array(ring)
       const seen = new Uint8Array(ring)
       // Sized from the previous round when running by time, so it rarely grows while timed.
-      const latencies = new Stats.SampleBuffer(byCount ? total : Math.ceil(Math.max(1 << 16, expectedMessages * 1.25)))
+      const latencies = new Stats.SampleBuffer(
+        !timesLatency ? 1 : byCount ? total : Math.ceil(Math.max(1 << 16, expectedMessages * 1.25))
+      )
 
       let dispatched = 0
       let acked = 0
       let duplicates = 0
       let target = byCount ? total : Number.POSITIVE_INFINITY
+      let startedAt = 0
       let endedAt = 0
       let cpuStart: NodeJS.CpuUsage | undefined
       let cpu: NodeJS.CpuUsage | undefined
+      const start = () => {
+        cpuStart = process.cpuUsage()
+        startedAt = performance.now()
+      }
       const end = () => {
         if (endedAt !== 0) return
         endedAt = performance.now()
@@ -183,35 +233,50 @@ const publishConsume = (
       const lowWater = Math.floor(maxInFlight / 2)
       const finished = Deferred.makeUnsafe<void>()
 
+      /** `n` more messages acked (or confirmed, when nothing consumes); `false` once the round is complete. */
+      const settle = (n: number): boolean => {
+        acked += n
+        if (gateClosed && dispatched - acked <= lowWater) {
+          gateClosed = false
+          gate.openUnsafe()
+        }
+        if (acked >= target) {
+          end()
+          Deferred.doneUnsafe(finished, Effect.void)
+          return false
+        }
+        return true
+      }
+
       const sink = {
-        onReceive: (seq: number) => {
-          latencies.push(performance.now() - (sentAt[seq] as number))
+        onReceive: (seq: number, since?: number) => {
+          // A consume round's clock starts at its first delivery: subscribing is not what it measures.
+          if (startedAt === 0) start()
+          if (timesLatency) {
+            const from = since === undefined || Number.isNaN(since) ? (sentAt[seq] as number) : since
+            latencies.push(performance.now() - from)
+          }
           if (seen[seq] === 1) duplicates++
           else seen[seq] = 1
         },
-        onSettled: () => {
-          acked++
-          if (gateClosed && dispatched - acked <= lowWater) {
-            gateClosed = false
-            gate.openUnsafe()
-          }
-          if (acked >= target) {
-            end()
-            Deferred.doneUnsafe(finished, Effect.void)
-            return false
-          }
-          return true
-        }
+        onSettled: () => settle(1)
+      }
+
+      if (prefilled) {
+        // Filled by the target's own publish, before the clock and the memory sampler start.
+        yield* Effect.forEach(batches, (batch) => batch, { concurrency: C, discard: true })
+        dispatched = total
       }
 
       const sampler = yield* memorySampler
-      const consumer = yield* Effect.forkChild(client.consume(topic, group, scenario.prefetch, sink))
+      const consumer = withConsumer
+        ? yield* Effect.forkChild(client.consume(topic, group, scenario.prefetch, sink))
+        : undefined
       yield* Effect.yieldNow
 
       let nextBatch = 0
       let stop = false
-      cpuStart = process.cpuUsage()
-      const startedAt = performance.now()
+      if (!prefilled) start()
       const deadline = byCount ? Number.POSITIVE_INFINITY : startedAt + seconds * 1000
       const publisher = Effect.gen(function* () {
         while (!stop) {
@@ -236,6 +301,12 @@ const publishConsume = (
           seen.fill(0, first, first + size)
           dispatched += size
           yield* batches[slot] as Effect.Effect<void, BenchError>
+          if (consumer === undefined) {
+            // Nothing consumes: the confirm is the end of these messages' way.
+            const now = performance.now()
+            for (let i = 0; i < size; i++) latencies.push(now - (sentAt[first + i] as number))
+            settle(size)
+          }
         }
       })
       const publishers = Effect.forEach(Array.from({ length: C }), () => publisher, {
@@ -243,32 +314,37 @@ const publishConsume = (
         discard: true
       })
 
-      const published = Effect.andThen(
-        publishers,
-        Effect.sync(() => {
-          if (!byCount) target = dispatched
-          if (acked >= target) {
-            end()
-            Deferred.doneUnsafe(finished, Effect.void)
-          }
-        })
-      )
-      const consumerEnded = Effect.flatMap(Effect.exit(Fiber.join(consumer)), (exit) =>
-        Deferred.isDoneUnsafe(finished)
-          ? Effect.void
-          : Effect.fail(
-              new BenchError({
-                message: Exit.isFailure(exit)
-                  ? `consumer failed: ${Cause.pretty(exit.cause)}`
-                  : `consumer stopped after ${acked} of ${dispatched} messages`
-              })
+      const published = prefilled
+        ? Effect.void
+        : Effect.andThen(
+            publishers,
+            Effect.sync(() => {
+              if (!byCount) target = dispatched
+              if (acked >= target) {
+                end()
+                Deferred.doneUnsafe(finished, Effect.void)
+              }
+            })
+          )
+      const completed =
+        consumer === undefined
+          ? Deferred.await(finished)
+          : Effect.raceFirst(
+              Deferred.await(finished),
+              Effect.flatMap(Effect.exit(Fiber.join(consumer)), (exit) =>
+                Deferred.isDoneUnsafe(finished)
+                  ? Effect.void
+                  : Effect.fail(
+                      new BenchError({
+                        message: Exit.isFailure(exit)
+                          ? `consumer failed: ${Cause.pretty(exit.cause)}`
+                          : `consumer stopped after ${acked} of ${dispatched} messages`
+                      })
+                    )
+              )
             )
-      )
-      yield* Effect.all([published, Effect.raceFirst(Deferred.await(finished), consumerEnded)], {
-        concurrency: "unbounded",
-        discard: true
-      })
-      yield* Fiber.interrupt(consumer)
+      yield* Effect.all([published, completed], { concurrency: "unbounded", discard: true })
+      if (consumer !== undefined) yield* Fiber.interrupt(consumer)
       sampler.sample()
 
       const elapsedMs = endedAt - startedAt
@@ -299,7 +375,7 @@ export const runRound = (
   Effect.gen(function* () {
     collectGarbage()
     const before = process.memoryUsage().heapUsed
-    const sample = yield* publishConsume(client, scenario, expectedMessages).pipe(
+    const sample = yield* measure(client, scenario, expectedMessages).pipe(
       Effect.timeoutOrElse({
         duration: timeoutMs,
         orElse: () => Effect.fail(new BenchError({ message: `round timed out after ${timeoutMs} ms` }))
@@ -314,28 +390,39 @@ export const runRound = (
 const fmtRate = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "-")
 const fmtMs = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 1 ? 3 : 2) : "-")
 
-const summarizeScenario = (
-  comparison: Comparison,
-  scenario: Scenario,
+/** `f(a) / f(b)` of the rounds two scenarios ran side by side (round i of each), over the rounds. */
+const ratiosOf = (
   rounds: ReadonlyArray<RoundSample>,
   reference: ReadonlyArray<RoundSample> | undefined,
+  f: (r: RoundSample) => number
+): Array<number> => {
+  const out: Array<number> = []
+  const n = reference === undefined ? 0 : Math.min(rounds.length, reference.length)
+  for (let i = 0; i < n; i++)
+    out.push(f(rounds[i] as RoundSample) / f((reference as ReadonlyArray<RoundSample>)[i] as RoundSample))
+  return out
+}
+
+export const summarizeScenario = (
+  comparison: Comparison,
+  scenario: Scenario,
+  samples: ReadonlyMap<string, ReadonlyArray<RoundSample>>,
   error: string | undefined
 ): ScenarioResult => {
   const isBaseline = scenario.id === comparison.baseline
   const versus = scenario.versus ?? comparison.baseline
+  const rounds = samples.get(scenario.id) ?? []
   const pick = (f: (r: RoundSample) => number) => rounds.map(f)
-  const ratios: Array<number> = []
-  const cpuRatios: Array<number> = []
-  if (!isBaseline && reference !== undefined) {
-    const n = Math.min(rounds.length, reference.length)
-    for (let i = 0; i < n; i++) {
-      const a = rounds[i] as RoundSample
-      const b = reference[i] as RoundSample
-      ratios.push(a.throughput / b.throughput)
-      cpuRatios.push(a.cpuMicrosPerMessage / b.cpuMicrosPerMessage)
-    }
-  }
+  const reference = isBaseline ? undefined : samples.get(versus)
+  const ratios = ratiosOf(rounds, reference, (r) => r.throughput)
+  const cpuRatios = ratiosOf(rounds, reference, (r) => r.cpuMicrosPerMessage)
   const ratio = ratios.length > 0 ? { ...Stats.summarize(ratios), baseline: versus } : undefined
+  const atLeast = (scenario.atLeast ?? []).map((required) => {
+    const against = required.versus ?? versus
+    const multiples = ratiosOf(rounds, samples.get(against), (r) => r.throughput)
+    const summary = multiples.length > 0 ? Stats.summarize(multiples) : undefined
+    return assessAtLeast(against, summary, required.ratio, against === versus)
+  })
   return {
     comparison: comparison.name,
     scenario,
@@ -356,6 +443,7 @@ const summarizeScenario = (
     ratio,
     cpuRatio: cpuRatios.length > 0 ? Stats.summarize(cpuRatios) : undefined,
     requirement: ratio === undefined || scenario.maxCost === undefined ? undefined : assess(ratio, scenario.maxCost),
+    atLeast,
     error
   }
 }
@@ -377,6 +465,10 @@ export const runComparison = (
     const errors = new Map<string, string>()
     const samples = new Map<string, Array<RoundSample>>(comparison.scenarios.map((s) => [s.id, []]))
     const lastCount = new Map<string, number>()
+
+    // Before any client opens, and released after they all closed (the scope closes in reverse).
+    const exclusives = new Set(comparison.scenarios.flatMap((s) => targets.get(s.target)?.exclusive ?? []))
+    for (const exclusive of exclusives) yield* Scope.provide(scope)(exclusive(progress))
 
     for (const scenario of comparison.scenarios) {
       if (clients.has(scenario.target)) continue
@@ -418,20 +510,15 @@ export const runComparison = (
     for (let w = 0; w < (comparison.warmupRounds ?? plan.warmupRounds); w++) {
       for (const scenario of comparison.scenarios) yield* runOne(scenario, `warm-up ${w + 1}`)
     }
-    for (let r = 0; r < plan.rounds; r++) {
+    const rounds = comparison.rounds ?? plan.rounds
+    for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? comparison.scenarios : [...comparison.scenarios].reverse()
-      for (const scenario of order) yield* runOne(scenario, `round ${r + 1}/${plan.rounds}`)
+      for (const scenario of order) yield* runOne(scenario, `round ${r + 1}/${rounds}`)
     }
     yield* Scope.close(scope, Exit.void)
 
     return comparison.scenarios.map((scenario) =>
-      summarizeScenario(
-        comparison,
-        scenario,
-        samples.get(scenario.id) ?? [],
-        samples.get(scenario.versus ?? comparison.baseline),
-        errors.get(scenario.id)
-      )
+      summarizeScenario(comparison, scenario, samples, errors.get(scenario.id))
     )
   })
 

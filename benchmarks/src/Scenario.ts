@@ -10,11 +10,35 @@
 import type { Kind } from "./targets/Target.ts"
 
 /**
- * `publish-consume`: publish messages in batches (each batch awaited until
- * the broker confirmed every message) while one subscriber consumes and acks;
- * throughput is end to end, latency is from publish to receipt.
+ * What a round does:
+ *
+ * - `publish-consume`: publish messages in batches (each batch awaited until
+ *   the broker confirmed every message) while one subscriber consumes and
+ *   acks; throughput is end to end, latency is from publish to receipt.
+ * - `publish`: the same publishers and no subscriber; the round ends at the
+ *   last confirm, latency is from a batch's publish to its confirm.
+ * - `consume`: the queue is filled with `amount.messages` messages before the
+ *   clock starts (by the target's own publish, not timed); one subscriber
+ *   consumes and acks them. The clock runs from the first delivery to the last
+ *   ack, so subscribing is not counted. No latency: the messages waited in
+ *   the queue on purpose.
+ * - `outbox`: each publish call is a database transaction that stores its
+ *   messages through an outbox publisher; the target's relay publishes them to
+ *   the broker and reports each one it marked sent. The round ends at the last
+ *   mark; latency is from the commit to the broker's confirm (relay lag).
  */
-export type Operation = "publish-consume"
+export type Operation = "publish-consume" | "publish" | "consume" | "outbox"
+
+/** Whether a round of the operation runs a subscriber (for `outbox`: the relay) beside its publishers. */
+export const consumes = (operation: Operation): boolean => operation !== "publish"
+
+/** What the latency of a round of the operation measures, for reports. */
+export const latencyMeaning: Record<Operation, string> = {
+  "publish-consume": "publish→receipt",
+  publish: "publish→confirm",
+  consume: "-",
+  outbox: "commit→confirm"
+}
 
 /** How much work one round does: a fixed number of messages, or as many as fit in a time. */
 export type Amount = { readonly messages: number } | { readonly seconds: number }
@@ -51,6 +75,21 @@ export interface Scenario {
    * median ratio over the rounds meets it.
    */
   readonly maxCost?: number | undefined
+  /**
+   * Requirements as multiples: this scenario's throughput must be at least
+   * `ratio` times that of `versus` (another scenario of the comparison; this
+   * scenario's own reference when absent), judged by the median of the
+   * per-round ratios. `{ ratio: 0.9 }`: at least 0.9× its reference;
+   * `{ ratio: 8, versus: naive }`: at least eight times the naive scenario.
+   */
+  readonly atLeast?: ReadonlyArray<MinRatio> | undefined
+}
+
+/** A requirement that a scenario reach `ratio` times the throughput of `versus`. */
+export interface MinRatio {
+  readonly ratio: number
+  /** The `id` of a scenario of the same comparison; the scenario's own reference when absent. */
+  readonly versus?: string | undefined
 }
 
 /** Scenarios run interleaved against one baseline among them. */
@@ -61,6 +100,8 @@ export interface Comparison {
   readonly scenarios: ReadonlyArray<Scenario>
   /** Warm-up rounds per scenario, when this comparison needs more than the plan's. */
   readonly warmupRounds?: number | undefined
+  /** Measured rounds per scenario, when this comparison needs other than the plan's. */
+  readonly rounds?: number | undefined
 }
 
 export type Mode = "quick" | "full"
@@ -210,17 +251,217 @@ export const transportSuite = (target: string, mode: Mode): ReadonlyArray<Compar
       ]
 }
 
-/** The plan for a run over the given available targets. */
-export const plan = (mode: Mode, targets: ReadonlyArray<{ readonly name: string; readonly kind: Kind }>): Plan => ({
-  mode,
-  warmupRounds: mode === "quick" ? 1 : 2,
-  rounds: mode === "quick" ? 5 : 7,
-  roundTimeoutMs: 120_000,
-  comparisons: [
-    ...targets.filter((t) => t.kind === "lossless").flatMap((t) => transportSuite(t.name, mode)),
-    ...runtimeSuite(mode, new Set(targets.map((t) => t.name)))
-  ]
+/** The RabbitMQ targets: amqplib itself, the adapter through the Transport contract, core's runtime over the adapter. */
+export const rabbitmq = {
+  raw: "rabbitmq-raw",
+  /** amqplib with the headers and properties Lossless adds to a message: what the wire format costs. */
+  rawWire: "rabbitmq-raw+wire-headers",
+  transport: "rabbitmq",
+  runtime: "rabbitmq-runtime"
+} as const
+
+/** The outbox target: `@lossless/sql` on PostgreSQL, core's relay publishing to RabbitMQ. */
+export const outboxTarget = "outbox-pg-rabbitmq"
+
+/**
+ * Rounds of the comparisons on a networked broker: one warm-up (connections
+ * and topology are warm after it) and, in full mode too, five measured rounds,
+ * which keeps a full run under five minutes; full mode adds scenarios instead.
+ */
+const brokerRounds = (mode: Mode): Pick<Comparison, "warmupRounds" | "rounds"> => ({
+  warmupRounds: 1,
+  rounds: mode === "quick" ? undefined : 5
 })
+
+/** Lossless targets measured in a suite of their own rather than in `transportSuite`. */
+const ownSuite: ReadonlySet<string> = new Set([rabbitmq.transport])
+
+/**
+ * The raw client's windowed confirmed publish on RabbitMQ: batches of 100, ten
+ * in flight, so at most 1000 messages await their confirm. Every publish
+ * comparison on RabbitMQ divides by it.
+ */
+const rabbitWindowed = (id: string, payloadBytes: number, amount: Amount): Scenario => ({
+  id,
+  label: "amqplib windowed publish (1000 in flight)",
+  target: rabbitmq.raw,
+  operation: "publish",
+  payloadBytes,
+  amount,
+  batchSize: 100,
+  publishConcurrency: 10,
+  prefetch: 0,
+  maxInFlight: 1000
+})
+
+/**
+ * Lossless on RabbitMQ beside amqplib on the same broker, 1 KiB persistent,
+ * mandatory, confirmed messages:
+ *
+ * - publish: `Publisher.sendBatch` (100 per call, ten calls in flight) against
+ *   amqplib with the same window (≥ 0.9×) and against amqplib publishing one
+ *   message and awaiting its confirm before the next (≥ 8×);
+ * - consume from a pre-filled queue: `Consumer.start` with an empty handler
+ *   against amqplib's `consume` with the same prefetch, acking each (≥ 0.8×).
+ *
+ * Full mode adds the adapter alone (`Transport.publish`, `Transport.subscribe`),
+ * which splits the cost between the adapter and core's runtime, and amqplib
+ * publishing with the headers Lossless adds, which shows what the wire format
+ * costs the broker apart from the library's code.
+ */
+export const rabbitmqSuite = (mode: Mode, available: ReadonlySet<string>): ReadonlyArray<Comparison> => {
+  if (!available.has(rabbitmq.raw)) return []
+  const payloadBytes = 1024
+  const size = sizeTag(payloadBytes)
+  const quick = mode === "quick"
+  const publishRound: Amount = { seconds: 1 }
+  const publishPrefix = `rabbitmq/publish/${size}`
+  const windowed = rabbitWindowed(`${publishPrefix}/raw-windowed`, payloadBytes, publishRound)
+  const naive: Scenario = {
+    ...windowed,
+    id: `${publishPrefix}/raw-naive`,
+    label: "amqplib naive publish (one at a time)",
+    batchSize: 1,
+    publishConcurrency: 1
+  }
+  const wire: Scenario = {
+    ...windowed,
+    id: `${publishPrefix}/raw-windowed-wire-headers`,
+    label: "amqplib windowed publish, Lossless's headers",
+    target: rabbitmq.rawWire
+  }
+  const adapter: Scenario = {
+    ...windowed,
+    id: `${publishPrefix}/transport`,
+    label: "Lossless Transport.publish only (1000 in flight)",
+    target: rabbitmq.transport
+  }
+  const send: Scenario = {
+    ...windowed,
+    id: `${publishPrefix}/runtime`,
+    label: "Lossless Publisher.sendBatch (1000 in flight)",
+    target: rabbitmq.runtime,
+    atLeast: [{ ratio: 0.9 }, { ratio: 8, versus: naive.id }]
+  }
+
+  const consumePrefix = `rabbitmq/consume/${size}`
+  const consumeCommon = {
+    operation: "consume",
+    payloadBytes,
+    // Long enough to reach a steady rate; the fill (not timed) takes about as long again.
+    amount: { messages: quick ? 10_000 : 12_000 },
+    batchSize: 100,
+    publishConcurrency: 10,
+    prefetch: 100,
+    maxInFlight: 1000
+  } as const
+  const rawConsume: Scenario = {
+    ...consumeCommon,
+    id: `${consumePrefix}/raw`,
+    label: "amqplib consume, ack each",
+    target: rabbitmq.raw
+  }
+  const adapterConsume: Scenario = {
+    ...consumeCommon,
+    id: `${consumePrefix}/transport`,
+    label: "Lossless Transport.subscribe only",
+    target: rabbitmq.transport
+  }
+  const runtimeConsume: Scenario = {
+    ...consumeCommon,
+    id: `${consumePrefix}/runtime`,
+    label: "Lossless Consumer.start, empty handler",
+    target: rabbitmq.runtime,
+    atLeast: [{ ratio: 0.8 }]
+  }
+  const withAdapter = !quick && available.has(rabbitmq.transport)
+  const withRuntime = available.has(rabbitmq.runtime)
+  return [
+    {
+      name: `rabbitmq publish ${formatBytes(payloadBytes)}, persistent, mandatory, confirmed`,
+      baseline: windowed.id,
+      ...brokerRounds(mode),
+      scenarios: [
+        windowed,
+        ...(!quick && available.has(rabbitmq.rawWire) ? [wire] : []),
+        ...(withAdapter ? [adapter] : []),
+        ...(withRuntime ? [send] : []),
+        naive
+      ]
+    },
+    {
+      name: `rabbitmq consume ${formatBytes(payloadBytes)} from a pre-filled queue, prefetch 100`,
+      baseline: rawConsume.id,
+      ...brokerRounds(mode),
+      scenarios: [rawConsume, ...(withAdapter ? [adapterConsume] : []), ...(withRuntime ? [runtimeConsume] : [])]
+    }
+  ]
+}
+
+/**
+ * The transactional outbox end to end beside amqplib's windowed publish on
+ * the same broker, in the same rounds. Each publish call of the outbox
+ * scenario is one PostgreSQL transaction: a business row per message, then
+ * the messages through the outbox publisher (`Publisher.sendBatch`), 100 per
+ * transaction, four transactions at a time. The relay (see
+ * `targets/outbox.ts` for its settings) publishes them to RabbitMQ; the round
+ * ends when it has marked the last one sent. Requirement: at least 0.7× the
+ * raw publish.
+ */
+export const outboxSuite = (mode: Mode, available: ReadonlySet<string>): ReadonlyArray<Comparison> => {
+  if (!available.has(rabbitmq.raw) || !available.has(outboxTarget)) return []
+  const payloadBytes = 1024
+  const prefix = `outbox/pg-rabbitmq/${sizeTag(payloadBytes)}`
+  const amount: Amount = { seconds: 1 }
+  const raw = rabbitWindowed(`${prefix}/raw-windowed`, payloadBytes, amount)
+  const outbox: Scenario = {
+    id: `${prefix}/outbox`,
+    label: "Lossless outbox: 100 per transaction + relay",
+    target: outboxTarget,
+    operation: "outbox",
+    payloadBytes,
+    amount,
+    batchSize: 100,
+    publishConcurrency: 4,
+    prefetch: 0,
+    // Committed but not yet relayed: bounded, so the relay lag measures the relay rather than a backlog.
+    maxInFlight: 2000,
+    atLeast: [{ ratio: 0.7 }]
+  }
+  return [
+    {
+      name: `outbox on PostgreSQL → RabbitMQ ${formatBytes(payloadBytes)} beside amqplib's confirmed publish`,
+      baseline: raw.id,
+      ...brokerRounds(mode),
+      scenarios: [raw, outbox]
+    }
+  ]
+}
+
+/** The plan for a run over the given available targets. */
+export const plan = (mode: Mode, targets: ReadonlyArray<{ readonly name: string; readonly kind: Kind }>): Plan => {
+  const available = new Set(targets.map((t) => t.name))
+  return {
+    mode,
+    warmupRounds: mode === "quick" ? 1 : 2,
+    rounds: mode === "quick" ? 5 : 7,
+    roundTimeoutMs: 120_000,
+    comparisons: [
+      ...targets
+        .filter((t) => t.kind === "lossless" && !ownSuite.has(t.name))
+        .flatMap((t) => transportSuite(t.name, mode)),
+      ...runtimeSuite(mode, available),
+      ...rabbitmqSuite(mode, available),
+      ...outboxSuite(mode, available)
+    ]
+  }
+}
+
+/** The scenarios a scenario's ratios and requirements are taken against (besides the baseline). */
+const references = (s: Scenario): Array<string> => [
+  ...(s.versus === undefined ? [] : [s.versus]),
+  ...(s.atLeast ?? []).flatMap((r) => (r.versus === undefined ? [] : [r.versus]))
+]
 
 /**
  * Keeps the scenarios whose id or label, or whose comparison's name, contains
@@ -240,9 +481,12 @@ export const only = (comparisons: ReadonlyArray<Comparison>, needle: string): Re
     for (let added = true; added; ) {
       added = false
       for (const s of comparison.scenarios) {
-        if (keep.has(s.id) && s.versus !== undefined && !keep.has(s.versus)) {
-          keep.add(s.versus)
-          added = true
+        if (!keep.has(s.id)) continue
+        for (const id of references(s)) {
+          if (!keep.has(id)) {
+            keep.add(id)
+            added = true
+          }
         }
       }
     }

@@ -1,8 +1,8 @@
 /**
  * `pnpm bench`: runs the benchmark plan on every available target and reports.
  *
- *   --quick          small plan, well under a minute (default)
- *   --full           every payload size and the batch/prefetch sweep
+ *   --quick          small plan, about two minutes with every server up (default)
+ *   --full           every payload size, the batch/prefetch sweep, more RabbitMQ scenarios
  *   --only <text>    only scenarios whose id, label or comparison contains <text>
  *   --out <dir>      where latest.{json,md,svg} go (default benchmarks/results)
  *

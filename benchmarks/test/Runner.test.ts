@@ -1,11 +1,20 @@
 import { Services } from "@lossless/testkit"
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { assess, runRound } from "../src/Runner.ts"
-import { type Feature, only, plan, runtimeTarget, type Scenario } from "../src/Scenario.ts"
+import { assess, assessAtLeast, type RoundSample, runRound, summarizeScenario } from "../src/Runner.ts"
+import {
+  type Comparison,
+  type Feature,
+  only,
+  outboxTarget,
+  plan,
+  rabbitmq,
+  runtimeTarget,
+  type Scenario
+} from "../src/Scenario.ts"
 import { memory } from "../src/targets/memory.ts"
 import { runtime } from "../src/targets/runtime.ts"
-import type { Target } from "../src/targets/Target.ts"
+import { type BenchClient, BenchError, type Target } from "../src/targets/Target.ts"
 
 const scenario = (overrides: Partial<Scenario>): Scenario => ({
   id: "test",
@@ -55,6 +64,108 @@ describe("a publish-consume round on memory", () => {
   it("one at a time works too", async () => {
     const r = await round(scenario({ batchSize: 1, amount: { messages: 1000 } }))
     expect(r.messages).toBe(1000)
+  })
+})
+
+describe("a publish round on memory", () => {
+  it("ends at the last confirm, with a publish-to-confirm latency per message and nothing consumed", async () => {
+    const r = await round(scenario({ operation: "publish", amount: { messages: 2050 }, batchSize: 100 }))
+    expect(r.messages).toBe(2050)
+    expect(r.latencyMs.count).toBe(2050)
+    expect(r.duplicates).toBe(0)
+  })
+
+  it("by time confirms everything it published, with several publishers", async () => {
+    const r = await round(
+      scenario({
+        operation: "publish",
+        amount: { seconds: 0.2 },
+        publishConcurrency: 4,
+        batchSize: 10,
+        maxInFlight: 40
+      })
+    )
+    expect(r.elapsedMs).toBeGreaterThanOrEqual(200)
+    expect(r.messages).toBeGreaterThan(0)
+    expect(r.latencyMs.count).toBe(r.messages)
+  })
+})
+
+describe("a consume round on memory", () => {
+  it("fills the queue first and times only the consuming, without latencies", async () => {
+    const r = await round(scenario({ operation: "consume", amount: { messages: 3010 }, prefetch: 100 }))
+    expect(r.messages).toBe(3010)
+    expect(r.duplicates).toBe(0)
+    expect(r.latencyMs.count).toBe(0)
+    expect(r.latencyMs.p50).toBeNaN()
+    expect(r.throughput).toBeGreaterThan(0)
+  })
+
+  it("needs an amount of messages", async () => {
+    await expect(round(scenario({ operation: "consume", amount: { seconds: 1 } }))).rejects.toThrow(
+      /amount of messages/
+    )
+  })
+})
+
+/**
+ * A client whose consumer hands each published message back on a timer and
+ * says when it was "committed" (`since`), as the outbox target does; it
+ * counts `cleanup` calls, and can fail its publishes.
+ */
+const fakeClient = (options: { readonly sinceAgoMs?: number; readonly failPublish?: boolean } = {}) => {
+  const published: Array<number> = []
+  const calls = { prepare: 0, cleanup: 0 }
+  const client: BenchClient = {
+    prepare: () => Effect.sync(() => void calls.prepare++),
+    prepareBatch: (_topic, firstSeq, count) =>
+      options.failPublish === true
+        ? Effect.fail(new BenchError({ message: "refused" }))
+        : Effect.sync(() => {
+            for (let i = 0; i < count; i++) published.push(firstSeq + i)
+          }),
+    consume: (_topic, _group, _prefetch, sink) =>
+      Effect.callback<void, BenchError>((resume) => {
+        const timer = setInterval(() => {
+          for (let seq = published.shift(); seq !== undefined; seq = published.shift()) {
+            sink.onReceive(seq, options.sinceAgoMs === undefined ? undefined : performance.now() - options.sinceAgoMs)
+            if (!sink.onSettled()) {
+              clearInterval(timer)
+              return resume(Effect.void)
+            }
+          }
+        }, 1)
+        return Effect.sync(() => clearInterval(timer))
+      }),
+    cleanup: () => Effect.sync(() => void calls.cleanup++)
+  }
+  return { client, calls }
+}
+
+describe("a round through a client that reports its own start times (outbox)", () => {
+  const s = scenario({ operation: "outbox", amount: { messages: 500 }, batchSize: 50, maxInFlight: 200 })
+
+  it("measures latency from the `since` the client gives", async () => {
+    const { client } = fakeClient({ sinceAgoMs: 250 })
+    const r = await Effect.runPromise(runRound(client, s, 10_000))
+    expect(r.messages).toBe(500)
+    expect(r.latencyMs.count).toBe(500)
+    expect(r.latencyMs.p50).toBeGreaterThanOrEqual(250)
+  })
+
+  it("from the publish when it gives none", async () => {
+    const { client } = fakeClient()
+    const r = await Effect.runPromise(runRound(client, s, 10_000))
+    expect(r.latencyMs.max).toBeLessThan(250)
+  })
+
+  it("cleans up after every round, also after a failed one", async () => {
+    const { client, calls } = fakeClient()
+    await Effect.runPromise(runRound(client, s, 10_000))
+    expect(calls).toEqual({ prepare: 1, cleanup: 1 })
+    const failing = fakeClient({ failPublish: true })
+    await expect(Effect.runPromise(runRound(failing.client, s, 10_000))).rejects.toThrow(/refused/)
+    expect(failing.calls).toEqual({ prepare: 1, cleanup: 1 })
   })
 })
 
@@ -114,6 +225,73 @@ describe("the plan", () => {
   })
 })
 
+const brokers = [
+  { name: rabbitmq.raw, kind: "raw" as const },
+  { name: rabbitmq.rawWire, kind: "raw" as const },
+  { name: rabbitmq.transport, kind: "lossless" as const },
+  { name: rabbitmq.runtime, kind: "runtime" as const },
+  { name: outboxTarget, kind: "runtime" as const }
+]
+
+const comparisonOf = (comparisons: ReadonlyArray<Comparison>, prefix: string): Comparison => {
+  const found = comparisons.find((c) => c.name.startsWith(prefix))
+  if (found === undefined) throw new Error(`no comparison "${prefix}"`)
+  return found
+}
+
+describe("the plan on RabbitMQ and the outbox", () => {
+  it("sets Lossless beside amqplib with the requirements, amqplib's windowed publish as the baseline", () => {
+    const comparisons = plan("quick", [...everything, ...brokers]).comparisons
+    const publish = comparisonOf(comparisons, "rabbitmq publish")
+    const byTarget = new Map(publish.scenarios.map((s) => [`${s.target}/${s.batchSize}`, s]))
+    const windowed = byTarget.get(`${rabbitmq.raw}/100`)
+    const naive = byTarget.get(`${rabbitmq.raw}/1`)
+    expect(publish.baseline).toBe(windowed?.id)
+    expect(windowed).toMatchObject({ operation: "publish", payloadBytes: 1024, publishConcurrency: 10 })
+    expect(naive).toMatchObject({ operation: "publish", publishConcurrency: 1 })
+    expect(byTarget.get(`${rabbitmq.runtime}/100`)?.atLeast).toEqual([{ ratio: 0.9 }, { ratio: 8, versus: naive?.id }])
+
+    const consume = comparisonOf(comparisons, "rabbitmq consume")
+    expect(consume.scenarios.map((s) => [s.target, s.operation, s.atLeast])).toEqual([
+      [rabbitmq.raw, "consume", undefined],
+      [rabbitmq.runtime, "consume", [{ ratio: 0.8 }]]
+    ])
+
+    const outbox = comparisonOf(comparisons, "outbox")
+    expect(outbox.scenarios.map((s) => [s.target, s.operation, s.atLeast])).toEqual([
+      [rabbitmq.raw, "publish", undefined],
+      [outboxTarget, "outbox", [{ ratio: 0.7 }]]
+    ])
+    // RabbitMQ's adapter is measured in its own suite, not in the generic transport one.
+    expect(comparisons.some((c) => c.name.startsWith("rabbitmq publish→consume"))).toBe(false)
+  })
+
+  it("adds the adapter alone and amqplib with Lossless's headers in full mode", () => {
+    const comparisons = plan("full", [...everything, ...brokers]).comparisons
+    expect(comparisonOf(comparisons, "rabbitmq publish").scenarios.map((s) => s.target)).toEqual([
+      rabbitmq.raw,
+      rabbitmq.rawWire,
+      rabbitmq.transport,
+      rabbitmq.runtime,
+      rabbitmq.raw
+    ])
+    expect(comparisonOf(comparisons, "rabbitmq consume").scenarios.map((s) => s.target)).toEqual([
+      rabbitmq.raw,
+      rabbitmq.transport,
+      rabbitmq.runtime
+    ])
+  })
+
+  it("has no RabbitMQ or outbox comparison when the broker is unavailable, and no outbox without PostgreSQL", () => {
+    const names = (targets: ReadonlyArray<{ readonly name: string; readonly kind: "raw" | "lossless" | "runtime" }>) =>
+      plan("quick", targets).comparisons.map((c) => c.name)
+    expect(names(everything).some((n) => /rabbitmq|outbox/i.test(n))).toBe(false)
+    const withoutOutbox = names([...everything, ...brokers.filter((b) => b.name !== outboxTarget)])
+    expect(withoutOutbox.some((n) => n.startsWith("rabbitmq publish"))).toBe(true)
+    expect(withoutOutbox.some((n) => n.startsWith("outbox"))).toBe(false)
+  })
+})
+
 describe("--only", () => {
   it("keeps matching scenarios and their baseline", () => {
     const comparisons = only(plan("full", [{ name: "memory", kind: "lossless" }]).comparisons, "naive")
@@ -123,6 +301,16 @@ describe("--only", () => {
       expect(c.scenarios[1]?.id).toContain("naive")
     }
     expect(only(plan("quick", [{ name: "memory", kind: "lossless" }]).comparisons, "no such thing")).toEqual([])
+  })
+
+  it("keeps the scenarios a kept one's requirements are judged against", () => {
+    const [comparison, ...rest] = only(plan("quick", [...everything, ...brokers]).comparisons, "sendBatch")
+    expect(rest).toEqual([])
+    expect(comparison?.scenarios.map((s) => [s.target, s.batchSize])).toEqual([
+      [rabbitmq.raw, 100],
+      [rabbitmq.runtime, 100],
+      [rabbitmq.raw, 1]
+    ])
   })
 
   it("keeps the scenario a kept one is divided by, and that one's", () => {
@@ -144,5 +332,55 @@ describe("requirements", () => {
     expect(missed).toMatchObject({ met: false, straddles: true })
     expect(missed.cost).toBeCloseTo(0.08, 10)
     expect(assess(ratios(0.2, 0.25, 0.3), 0.1)).toMatchObject({ met: false, straddles: false })
+  })
+})
+
+describe("requirements as multiples", () => {
+  const ratios = (min: number, median: number, max: number) => ({ count: 5, min, q1: min, median, q3: max, max })
+  it("are met when the median ratio reaches the multiple", () => {
+    expect(assessAtLeast("x", ratios(8.1, 9, 9.5), 8)).toMatchObject({ versus: "x", met: true, straddles: false })
+    expect(assessAtLeast("x", ratios(0.9, 0.9, 0.9), 0.9).met).toBe(true)
+    expect(assessAtLeast("x", ratios(0.85, 0.91, 0.95), 0.9)).toMatchObject({ met: true, straddles: true })
+  })
+  it("are missed below it, and undecided without a ratio", () => {
+    expect(assessAtLeast("x", ratios(0.6, 0.7, 0.95), 0.8)).toMatchObject({ met: false, straddles: true })
+    expect(assessAtLeast("x", undefined, 0.8)).toMatchObject({ met: undefined, straddles: false })
+  })
+})
+
+describe("a scenario's summary", () => {
+  const sample = (throughput: number): RoundSample => ({
+    messages: 1000,
+    elapsedMs: 1000,
+    throughput,
+    latencyMs: { count: 1, p50: 1, p95: 1, p99: 1, max: 1 },
+    heapPeakDeltaMiB: 0,
+    heapRetainedMiB: 0,
+    rssPeakMiB: 0,
+    duplicates: 0,
+    cpuMicrosPerMessage: 10
+  })
+  const base = scenario({ id: "raw" })
+  const naive = scenario({ id: "naive", batchSize: 1 })
+  const lossless = scenario({ id: "lossless", atLeast: [{ ratio: 0.9 }, { ratio: 8, versus: "naive" }] })
+  const comparison: Comparison = { name: "c", baseline: "raw", scenarios: [base, lossless, naive] }
+  const samples = new Map([
+    ["raw", [sample(1000), sample(2000), sample(1000)]],
+    ["lossless", [sample(950), sample(1600), sample(800)]],
+    ["naive", [sample(100), sample(250), sample(100)]]
+  ])
+
+  it("judges each requirement by the ratios of the rounds run side by side", () => {
+    const r = summarizeScenario(comparison, lossless, samples, undefined)
+    expect(r.ratio).toMatchObject({ baseline: "raw", min: 0.8, median: 0.8, max: 0.95 })
+    const [own, versusNaive] = r.atLeast
+    expect(own).toMatchObject({ versus: "raw", atLeast: 0.9, met: false, straddles: true })
+    expect(versusNaive).toMatchObject({ versus: "naive", atLeast: 8, met: true, straddles: true })
+    expect(versusNaive?.ratio).toMatchObject({ min: 6.4, median: 8, max: 9.5 })
+  })
+
+  it("has no ratio for a requirement against a scenario without rounds", () => {
+    const r = summarizeScenario(comparison, lossless, new Map([["lossless", samples.get("lossless") ?? []]]), undefined)
+    expect(r.atLeast.map((q) => q.met)).toEqual([undefined, undefined])
   })
 })

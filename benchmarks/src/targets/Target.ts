@@ -20,8 +20,13 @@ export type Availability = { readonly available: true } | { readonly available: 
 
 /** What a consumer reports to the harness, per message. Both are called synchronously on the hot path. */
 export interface Sink {
-  /** A message arrived (before it is settled); `seq` is the number the harness gave it in `prepareBatch`. */
-  readonly onReceive: (seq: number) => void
+  /**
+   * A message arrived (before it is settled); `seq` is the number the harness
+   * gave it in `prepareBatch`. Its latency counts from when the harness
+   * published it, or from `since` (a `performance.now()` time) when the target
+   * knows a better start, as the outbox target does (the commit).
+   */
+  readonly onReceive: (seq: number, since?: number) => void
   /** The message received last was acked. Returns `false` when the consumer may stop. */
   readonly onSettled: () => boolean
 }
@@ -43,6 +48,11 @@ export interface BenchClient {
   ) => Effect.Effect<void, BenchError>
   /** Consumes `topic` as `group`, acking each message, until the sink says stop or the effect is interrupted. */
   readonly consume: (topic: string, group: string, prefetch: number, sink: Sink) => Effect.Effect<void, BenchError>
+  /**
+   * Removes what `prepare` created on a broker that outlives the run (queues,
+   * exchanges), after the round and outside its timing. In-process brokers need none.
+   */
+  readonly cleanup?: ((topic: string, group: string) => Effect.Effect<void, BenchError>) | undefined
 }
 
 export interface Target {
@@ -60,4 +70,11 @@ export interface Target {
   readonly probe: Effect.Effect<Availability>
   /** A client, open for the scope (one per comparison run). */
   readonly open: Effect.Effect<BenchClient, BenchError, Scope.Scope>
+  /**
+   * For a server shared with test suites that disturb it (close connections,
+   * restart it): held for the scope, from before a comparison using the target
+   * opens its clients until they are closed. `say` reports a wait. Targets on
+   * one server share the same value, and a comparison takes it once.
+   */
+  readonly exclusive?: ((say: (line: string) => void) => Effect.Effect<void, never, Scope.Scope>) | undefined
 }

@@ -4,10 +4,14 @@
  * target over the broker's own client as its baseline) and replaces its
  * `planned` entry here; its `probe` says whether its server answers. The
  * `runtime` targets drive the core Publisher and Consumer over the memory
- * transport, one per core feature (`runtime.ts`).
+ * transport, one per core feature (`runtime.ts`), and over RabbitMQ
+ * (`rabbitmq.ts`, beside amqplib); `outbox.ts` runs the SQL outbox and its
+ * relay on PostgreSQL and RabbitMQ.
  */
 import { Effect } from "effect"
 import { memory } from "./memory.ts"
+import { outbox } from "./outbox.ts"
+import { rabbitmqRaw, rabbitmqRawWire, rabbitmqRuntime, rabbitmqTransport } from "./rabbitmq.ts"
 import { runtime } from "./runtime.ts"
 import { BenchError, type Target } from "./Target.ts"
 
@@ -27,7 +31,11 @@ export const targets: ReadonlyArray<Target> = [
   runtime("loss-detection"),
   runtime("memory-dedupe"),
   runtime("redis-dedupe"),
-  planned("rabbitmq", "@lossless/rabbitmq"),
+  rabbitmqRaw,
+  rabbitmqRawWire,
+  rabbitmqTransport,
+  rabbitmqRuntime,
+  outbox,
   planned("kafka", "@lossless/kafka"),
   planned("rocketmq", "@lossless/rocketmq")
 ]

@@ -41,7 +41,7 @@ const bytesCodec: Codec.Codec<Uint8Array> = {
   decode: (bytes) => Effect.succeed(bytes)
 }
 
-const bytesTopic = (name: string): Topic.Topic<Uint8Array> =>
+export const bytesTopic = (name: string): Topic.Topic<Uint8Array> =>
   Topic.make(name, Schema.Uint8Array, { codec: () => bytesCodec })
 
 /**
@@ -145,9 +145,17 @@ const dedupeSetup = (feature: Feature): Effect.Effect<DedupeSetup | undefined, B
   }
 }
 
-const open = (feature: Feature): Effect.Effect<BenchClient, BenchError, Scope.Scope> =>
+/**
+ * A client over core's runtime on `transport` with `feature` switched on, open
+ * for the scope: what every runtime target runs, whatever its broker. `name`
+ * prefixes its errors.
+ */
+export const openRuntime = (
+  name: string,
+  transport: Transport.TransportShape,
+  feature: Feature
+): Effect.Effect<BenchClient, BenchError, Scope.Scope> =>
   Effect.gen(function* () {
-    const transport = Context.get(yield* Layer.build(MemoryTransport.layer()), Transport.Transport)
     const publisher = yield* Publisher.make({ lossDetection: feature === "loss-detection" }).pipe(
       Effect.provideService(Transport.Transport, transport)
     )
@@ -169,7 +177,7 @@ const open = (feature: Feature): Effect.Effect<BenchClient, BenchError, Scope.Sc
           dedupe?.prepare ?? Effect.void,
           transport
             .ensureTopology({ topics: [topic], groups: [{ topic, group }] })
-            .pipe(Effect.mapError((cause) => new BenchError({ message: "runtime: ensureTopology failed", cause })))
+            .pipe(Effect.mapError((cause) => new BenchError({ message: `${name}: ensureTopology failed`, cause })))
         ),
 
       prepareBatch: (topic, firstSeq, count, payload) => {
@@ -179,7 +187,7 @@ const open = (feature: Feature): Effect.Effect<BenchClient, BenchError, Scope.Sc
         // Each run encodes the batch afresh: new message ids (dedupe must see new messages), new stamps.
         return Effect.suspend(() => publisher.sendBatch(t, messages)).pipe(
           Effect.asVoid,
-          Effect.mapError((cause) => new BenchError({ message: `runtime: send failed: ${cause.message}`, cause }))
+          Effect.mapError((cause) => new BenchError({ message: `${name}: send failed: ${cause.message}`, cause }))
         )
       },
 
@@ -202,10 +210,16 @@ const open = (feature: Feature): Effect.Effect<BenchClient, BenchError, Scope.Sc
             yield* Effect.raceFirst(Deferred.await(stop), running.done)
           })
         ).pipe(
-          Effect.mapError((cause) => new BenchError({ message: `runtime: consumer failed: ${cause.message}`, cause }))
+          Effect.mapError((cause) => new BenchError({ message: `${name}: consumer failed: ${cause.message}`, cause }))
         )
     } satisfies BenchClient
   })
+
+/** The runtime with `feature` over a memory broker of its own. */
+const open = (feature: Feature): Effect.Effect<BenchClient, BenchError, Scope.Scope> =>
+  Effect.flatMap(Layer.build(MemoryTransport.layer()), (context) =>
+    openRuntime(runtimeTarget(feature), Context.get(context, Transport.Transport), feature)
+  )
 
 const descriptions: Record<Feature, string> = {
   plain: "core Publisher.sendBatch + Consumer.start over @lossless/memory",
