@@ -16,8 +16,8 @@ import { outbox } from "../src/targets/outbox.ts"
 import { rabbitmqRaw, rabbitmqRawWire, rabbitmqRuntime, rabbitmqTransport } from "../src/targets/rabbitmq.ts"
 import type { BenchClient, Target } from "../src/targets/Target.ts"
 
-const rabbit = await Services.check("rabbitmq", 1000)
-const postgres = await Services.check("postgres", 1000)
+const rabbit = await Services.require("rabbitmq")
+const postgres = await Services.require("postgres")
 
 const scenario = (overrides: Partial<Scenario>): Scenario => ({
   id: "test",
