@@ -45,6 +45,7 @@ import {
   type TopicNotFound,
   type TopologyError
 } from "./Errors.ts"
+import { fnv1a } from "./internal/hash.ts"
 import type * as LossDetector from "./LossDetector.ts"
 import * as Message from "./Message.ts"
 import * as Names from "./Names.ts"
@@ -144,15 +145,6 @@ class HandlerFailure {
   }
 }
 
-const hash = (key: string): number => {
-  let h = 2166136261
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i)
-    h = Math.imul(h, 16777619)
-  }
-  return h >>> 0
-}
-
 /**
  * Starts a consumer in the current scope. Closing the scope shuts it down
  * gracefully. Fails at once if its topology cannot be declared.
@@ -179,15 +171,19 @@ export const start = <A, E, R>(
         Effect.logWarning(`lossless: ${e.message}; the broker will redeliver ${delivery.envelope.id}`)
       )
 
-    /** Runs the handler with immediate retries; the exit says how it ended. */
-    const runHandler = (message: Message.Message<A>, context: Context) => {
-      const once = Effect.suspend(() => handler(message, context)).pipe(
+    /** One run of the handler: an error or a thrown defect becomes a `HandlerFailure`; interruption stays one. */
+    const attempt = (message: Message.Message<A>, context: Context) =>
+      Effect.suspend(() => handler(message, context)).pipe(
         Effect.catchCause((cause) =>
           Cause.hasInterruptsOnly(cause)
             ? Effect.failCause(cause as Cause.Cause<never>)
             : Effect.fail(new HandlerFailure(cause))
         )
       )
+
+    /** Runs the handler with immediate retries; the exit says how it ended. */
+    const runHandler = (message: Message.Message<A>, context: Context) => {
+      const once = attempt(message, context)
       // The retry schedule is built only after a failure: the common, successful run skips it.
       return Effect.exit(
         Effect.catch(once, (failure) =>
@@ -256,16 +252,7 @@ export const start = <A, E, R>(
     ) =>
       Effect.gen(function* () {
         const key = Dedupe.storeKey(group, dedupe.key(message as Message.Message<unknown>))
-        const handleOnce = inbox.once(
-          key,
-          Effect.suspend(() => handler(message, context)).pipe(
-            Effect.catchCause((cause) =>
-              Cause.hasInterruptsOnly(cause)
-                ? Effect.failCause(cause as Cause.Cause<never>)
-                : Effect.fail(new HandlerFailure(cause))
-            )
-          )
-        )
+        const handleOnce = inbox.once(key, attempt(message, context))
         // Each immediate retry is a new transaction: a failed one rolled back the record too.
         const exit = yield* handleOnce.pipe(
           Effect.retry({
@@ -350,7 +337,7 @@ export const start = <A, E, R>(
     const laneOf = (delivery: Delivery): Queue.Queue<Delivery, Cause.Done> => {
       if (!byKey) return lanes[0] as Queue.Queue<Delivery, Cause.Done>
       const key = delivery.envelope.key
-      const index = key === undefined ? roundRobin++ % lanes.length : hash(key) % lanes.length
+      const index = key === undefined ? roundRobin++ % lanes.length : fnv1a(key) % lanes.length
       return lanes[index] as Queue.Queue<Delivery, Cause.Done>
     }
 

@@ -23,18 +23,10 @@
 import { Clock, Duration, Effect, Metric, Schedule, type Scope } from "effect"
 import type { Envelope } from "./Envelope.ts"
 import * as Headers from "./Headers.ts"
+import { fnv1a } from "./internal/hash.ts"
 import { type LostRange, StreamTracker } from "./internal/streamTracker.ts"
 import * as MessageId from "./MessageId.ts"
 import type { Interceptor } from "./Publisher.ts"
-
-const fnv = (text: string): number => {
-  let h = 2166136261
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i)
-    h = Math.imul(h, 16777619)
-  }
-  return h >>> 0
-}
 
 export interface StampOptions {
   /**
@@ -67,7 +59,7 @@ export const stamp = (options: StampOptions = {}): Effect.Effect<Stamp> =>
       Effect.sync(() =>
         envelopes.map((envelope) => {
           if (envelope.headers[Headers.Sequence] !== undefined) return envelope
-          const partition = envelope.key === undefined ? 0 : fnv(envelope.key) % partitions
+          const partition = envelope.key === undefined ? 0 : fnv1a(envelope.key) % partitions
           let streams = counters.get(envelope.topic)
           if (streams === undefined) {
             streams = new Array<number>(partitions).fill(0)
