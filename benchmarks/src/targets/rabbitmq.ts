@@ -130,8 +130,8 @@ const seqOf = (message: amqp.Message): number => {
 /**
  * The properties of a raw publish: persistent and mandatory, the harness's
  * number in a header; with `wire`, also what Lossless puts on every message
- * (its id and timestamp as headers and as the `message-id` and `timestamp`
- * properties, see `Wire.properties`), so a scenario can tell what the wire
+ * (its id as the `message-id` property, its timestamp as a header and as the
+ * `timestamp` property, see `Wire.properties`), so a scenario can tell what the wire
  * format costs the broker from what the library's code costs. Built with the
  * batch, before the timing, like everything the raw client sends.
  */
@@ -140,7 +140,6 @@ const publishOptions = (seq: number, wire: boolean): amqp.Options.Publish => {
   if (!wire) return { persistent: true, mandatory: true, headers }
   const now = Date.now()
   const id = MessageId.fromMillis(now)
-  headers[Headers.MessageId] = id
   headers[Headers.Timestamp] = String(now)
   return { persistent: true, mandatory: true, messageId: id, timestamp: Math.floor(now / 1000), headers }
 }

@@ -30,6 +30,7 @@ import {
   Layer,
   Option,
   Queue,
+  Result,
   Schedule,
   type Scope,
   Stream
@@ -37,6 +38,7 @@ import {
 import * as Dedupe from "./Dedupe.ts"
 import type { Delivery } from "./Delivery.ts"
 import {
+  type DecodeFailed,
   type GroupNotFound,
   isRetryable,
   type SettlementFailed,
@@ -134,6 +136,25 @@ const describe = (error: unknown): string => {
   return String(error)
 }
 
+/** Chunks of deliveries whose dedupe claims may be awaiting the store at once. */
+const claimsInFlight = 8
+
+/** A delivery on its way to a handler, with what the intake already did for it. */
+interface Job {
+  readonly delivery: Delivery
+  /** Decoded ahead (dedupe consumers decode to find the key). */
+  readonly decoded?: Result.Result<Message.Message<any>, DecodeFailed> | undefined
+  /** The dedupe store key, when computed ahead. */
+  readonly key?: string | undefined
+  /** The claim taken ahead, batched with the rest of its chunk. */
+  readonly claim?: Result.Result<Dedupe.Claim, StoreUnavailable> | undefined
+}
+
+/** A handled delivery whose key is to be recorded as done before it is acked. */
+interface Completed extends Dedupe.Completion {
+  readonly delivery: Delivery
+}
+
 /** Why a handler run failed: its error, or a defect it threw. */
 class HandlerFailure {
   readonly cause: Cause.Cause<unknown>
@@ -170,6 +191,17 @@ export const start = <A, E, R>(
       Effect.catchTag(settlement, "SettlementFailed", (e) =>
         Effect.logWarning(`lossless: ${e.message}; the broker will redeliver ${delivery.envelope.id}`)
       )
+
+    /** Jobs claimed ahead and not yet queued for a handler: their claims are given back if shutdown strands them. */
+    const claimedAhead = new Set<Job>()
+
+    /** Handled deliveries whose dedupe key is yet to be recorded as done, then acked. */
+    const completions = yield* Queue.unbounded<Completed, Cause.Done>()
+
+    const releaseClaim = (store: Dedupe.DedupeStore, key: string, token: string) =>
+      store
+        .release(key, token)
+        .pipe(Effect.catch((e) => Effect.logWarning(`lossless: could not release ${key}: ${e.message}`)))
 
     /** One run of the handler: an error or a thrown defect becomes a `HandlerFailure`; interruption stays one. */
     const attempt = (message: Message.Message<A>, context: Context) =>
@@ -269,13 +301,23 @@ export const start = <A, E, R>(
         return yield* storeDown(dedupe, error, delivery, message, context)
       })
 
-    /** Handles a decoded message under a dedupe claim. */
-    const processOnce = (dedupe: Dedupe.Resolved, delivery: Delivery, message: Message.Message<A>, context: Context) =>
+    /** Handles a decoded message under a dedupe claim, taken ahead by the intake or now. */
+    const processOnce = (
+      dedupe: Dedupe.Resolved,
+      store: Dedupe.DedupeStore,
+      job: Job,
+      message: Message.Message<A>,
+      context: Context
+    ) =>
       Effect.gen(function* () {
-        const store = dedupe.store
-        if (Dedupe.isInbox(store)) return yield* processInbox(dedupe, store, delivery, message, context)
-        const key = Dedupe.storeKey(group, dedupe.key(message as Message.Message<unknown>))
-        const claim = yield* Effect.result(store.claim(key, dedupe.lease))
+        const delivery = job.delivery
+        const key = job.key ?? Dedupe.storeKey(group, dedupe.key(message as Message.Message<unknown>))
+        // A claim taken ahead that found the key busy is asked again: the holder may have finished since.
+        const ahead = job.claim
+        const claim =
+          ahead !== undefined && !(Result.isSuccess(ahead) && ahead.success._tag === "Busy")
+            ? ahead
+            : yield* Effect.result(store.claim(key, dedupe.lease))
         if (claim._tag === "Failure") return yield* storeDown(dedupe, claim.failure, delivery, message, context)
         switch (claim.success._tag) {
           case "Done":
@@ -284,33 +326,23 @@ export const start = <A, E, R>(
             return yield* settle(delivery, delivery.retryLater(dedupe.busyDelay, { countAttempt: false }))
         }
         const token = claim.success.token
-        const release = store
-          .release(key, token)
-          .pipe(Effect.catch((e) => Effect.logWarning(`lossless: could not release ${key}: ${e.message}`)))
+        const release = releaseClaim(store, key, token)
         const exit = yield* runHandler(message, context).pipe(Effect.onInterrupt(() => release))
-        if (Exit.isSuccess(exit)) {
-          const completed = yield* Effect.result(store.complete(key, token, dedupe.ttl))
-          if (completed._tag === "Failure" || !completed.success) {
-            // The effect happened; acking is right. Only a redelivery could repeat it now.
-            yield* Effect.logWarning(
-              `lossless: handled ${message.id} but could not record ${key} as done` +
-                (completed._tag === "Failure" ? `: ${completed.failure.message}` : ": the claim had expired")
-            )
-          }
-          return yield* settle(delivery, delivery.ack)
-        }
+        // Recording the key and acking happen in the completer, batched, so this handler slot is free at once.
+        if (Exit.isSuccess(exit)) return yield* Queue.offer(completions, { key, token, delivery })
         const failure = Cause.findErrorOption(exit.cause)
         if (Option.isNone(failure)) return
         yield* release
         yield* afterFailure(delivery, failure.value.error)
       })
 
-    const handle = (delivery: Delivery): Effect.Effect<void, never, R> =>
+    const handle = (job: Job): Effect.Effect<void, never, R> =>
       Effect.gen(function* () {
+        const delivery = job.delivery
         const envelope = delivery.envelope
         if (options.lossDetector !== undefined) yield* options.lossDetector.observe(envelope, delivery)
         // Its channel is gone (a reconnect): the broker redelivers it, so handling it now would only repeat work.
-        if (!delivery.settleable()) return
+        if (!delivery.settleable()) return yield* releaseAhead(job)
         // Emulated delayed delivery for brokers that cannot hold a message until a time.
         if (!transport.capabilities.delayedDelivery && envelope.deliverAt !== undefined) {
           const now = yield* Clock.currentTimeMillis
@@ -318,44 +350,152 @@ export const start = <A, E, R>(
             return yield* settle(delivery, delivery.retryLater(envelope.deliverAt - now, { countAttempt: false }))
           }
         }
-        const decoded = yield* Effect.result(Message.decode(topic, envelope))
+        const decoded = job.decoded ?? (yield* Effect.result(Message.decode(topic, envelope)))
         if (decoded._tag === "Failure") {
           return yield* settle(delivery, delivery.deadLetter(describe(decoded.failure)))
         }
         const context: Context = { group, attempt: delivery.attempt, redelivered: delivery.redelivered }
-        return yield* dedupe === undefined
-          ? process(delivery, decoded.success, context)
-          : processOnce(dedupe, delivery, decoded.success, context)
+        if (dedupe === undefined) return yield* process(delivery, decoded.success, context)
+        if (Dedupe.isInbox(dedupe.store)) {
+          return yield* processInbox(dedupe, dedupe.store, delivery, decoded.success, context)
+        }
+        return yield* processOnce(dedupe, dedupe.store, job, decoded.success, context)
       })
+
+    /**
+     * Claims the keys of a chunk of deliveries in one store round trip before
+     * they queue for a handler, so handlers never wait on the store to start.
+     * Deliveries that will not be handled now (unsettleable, not yet due,
+     * undecodable) are not claimed.
+     */
+    const claimAhead = (
+      dedupe: Dedupe.Resolved,
+      store: Dedupe.DedupeStore,
+      deliveries: ReadonlyArray<Delivery>
+    ): Effect.Effect<ReadonlyArray<Job>> =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const jobs: Array<Job> = []
+        const claimed: Array<Job> = []
+        const keys: Array<string> = []
+        for (const delivery of deliveries) {
+          const envelope = delivery.envelope
+          const later =
+            !transport.capabilities.delayedDelivery && envelope.deliverAt !== undefined && envelope.deliverAt > now
+          if (later || !delivery.settleable()) {
+            jobs.push({ delivery })
+            continue
+          }
+          const decoded = yield* Effect.result(Message.decode(topic, envelope))
+          if (decoded._tag === "Failure") {
+            jobs.push({ delivery, decoded })
+            continue
+          }
+          const key = Dedupe.storeKey(group, dedupe.key(decoded.success as Message.Message<unknown>))
+          const job: Job = { delivery, decoded, key }
+          jobs.push(job)
+          claimed.push(job)
+          keys.push(key)
+        }
+        if (keys.length === 0) return jobs
+        // Not interrupted between the store's answer and recording it: every claim taken is known, to give back.
+        yield* Effect.uninterruptible(
+          Effect.tap(Effect.result(Dedupe.claimAll(store, keys, dedupe.lease)), (claims) =>
+            Effect.sync(() => {
+              for (let i = 0; i < claimed.length; i++) {
+                const job = claimed[i] as { claim?: Job["claim"] }
+                job.claim =
+                  claims._tag === "Failure"
+                    ? Result.fail(claims.failure)
+                    : Result.succeed(claims.success[i] ?? { _tag: "Busy" as const })
+                claimedAhead.add(job as Job)
+              }
+            })
+          )
+        )
+        return jobs
+      })
+
+    /** Gives back a claim taken ahead for a delivery that will not be handled now. */
+    const releaseAhead = (job: Job): Effect.Effect<void> => {
+      const claim = job.claim
+      if (claim === undefined || claim._tag === "Failure" || claim.success._tag !== "Acquired") return Effect.void
+      if (dedupe === undefined || Dedupe.isInbox(dedupe.store) || job.key === undefined) return Effect.void
+      return releaseClaim(dedupe.store, job.key, claim.success.token)
+    }
+
+    /**
+     * Records handled keys as done and acks their deliveries, many per store
+     * round trip. A key that could not be recorded is still acked: the effect
+     * happened, and only a redelivery could repeat it now.
+     */
+    const complete = (dedupe: Dedupe.Resolved, store: Dedupe.DedupeStore) =>
+      Effect.flatMap(Queue.takeBetween(completions, 1, 1024), (done) =>
+        Effect.flatMap(Effect.result(Dedupe.completeAll(store, done, dedupe.ttl)), (recorded) =>
+          Effect.forEach(
+            done,
+            (entry, i) => {
+              const ok = recorded._tag === "Success" && recorded.success[i] === true
+              const ack = settle(entry.delivery, entry.delivery.ack)
+              return ok
+                ? ack
+                : Effect.andThen(
+                    Effect.logWarning(
+                      `lossless: handled ${entry.delivery.envelope.id} but could not record ${entry.key} as done` +
+                        (recorded._tag === "Failure" ? `: ${recorded.failure.message}` : ": the claim had expired")
+                    ),
+                    ack
+                  )
+            },
+            { discard: true }
+          )
+        )
+      )
 
     // One lane per worker when ordering by key (same key, same lane); otherwise one shared lane.
     const lanes = yield* Effect.forEach(Array.from({ length: byKey ? concurrency : 1 }), () =>
-      Queue.bounded<Delivery, Cause.Done>(byKey ? 1 : concurrency)
+      Queue.bounded<Job, Cause.Done>(byKey ? 1 : concurrency)
     )
     let stopping = false
     let roundRobin = 0
-    const laneOf = (delivery: Delivery): Queue.Queue<Delivery, Cause.Done> => {
-      if (!byKey) return lanes[0] as Queue.Queue<Delivery, Cause.Done>
+    const laneOf = (delivery: Delivery): Queue.Queue<Job, Cause.Done> => {
+      if (!byKey) return lanes[0] as Queue.Queue<Job, Cause.Done>
       const key = delivery.envelope.key
       const index = key === undefined ? roundRobin++ % lanes.length : fnv1a(key) % lanes.length
-      return lanes[index] as Queue.Queue<Delivery, Cause.Done>
+      return lanes[index] as Queue.Queue<Job, Cause.Done>
     }
+    // A lane ended by shutdown takes nothing more: the delivery goes back to the broker, its claim to the store.
+    const enqueue = (job: Job) =>
+      Effect.flatMap(Queue.offer(laneOf(job.delivery), job), (taken) => {
+        if (job.claim === undefined) return taken ? Effect.void : releaseAhead(job)
+        claimedAhead.delete(job)
+        return taken ? Effect.void : releaseAhead(job)
+      })
 
-    const worker = (lane: Queue.Queue<Delivery, Cause.Done>) =>
+    const worker = (lane: Queue.Queue<Job, Cause.Done>) =>
       Effect.whileLoop({
         while: () => !stopping,
         body: () =>
-          Effect.flatMap(Queue.take(lane), (delivery) =>
+          Effect.flatMap(Queue.take(lane), (job) =>
             // A delivery taken after shutdown began is left unsettled for redelivery.
-            stopping ? Effect.void : handle(delivery)
+            stopping ? releaseAhead(job) : handle(job)
           ),
         step: () => {}
       }).pipe(Effect.catchTag("Done", () => Effect.void))
 
     const done = yield* Deferred.make<void, SubscribeError>()
-    const subscription = Stream.runForEach(transport.subscribe(topic.name, group, { prefetch }), (delivery) =>
-      Queue.offer(laneOf(delivery), delivery)
-    ).pipe(
+    const deliveries = transport.subscribe(topic.name, group, { prefetch })
+    const claimStore = dedupe !== undefined && !Dedupe.isInbox(dedupe.store) ? dedupe.store : undefined
+    const intake =
+      dedupe === undefined || claimStore === undefined
+        ? Stream.runForEach(deliveries, (delivery) => enqueue({ delivery }))
+        : deliveries.pipe(
+            Stream.chunks,
+            // Several chunks' claims in flight at once; their jobs still reach the lanes in delivery order.
+            Stream.mapEffect((chunk) => claimAhead(dedupe, claimStore, chunk), { concurrency: claimsInFlight }),
+            Stream.runForEach((jobs) => Effect.forEach(jobs, enqueue, { discard: true }))
+          )
+    const subscription = intake.pipe(
       Effect.tapError((e) => Effect.logWarning(`lossless: subscription ${topic.name}/${group} failed: ${e.message}`)),
       Effect.retry({ schedule: resubscribe, while: isRetryable }),
       Effect.exit,
@@ -363,9 +503,15 @@ export const start = <A, E, R>(
     )
 
     const workers = yield* Effect.forEach(
-      Array.from({ length: concurrency }, (_, i) => lanes[byKey ? i : 0] as Queue.Queue<Delivery, Cause.Done>),
+      Array.from({ length: concurrency }, (_, i) => lanes[byKey ? i : 0] as Queue.Queue<Job, Cause.Done>),
       (lane) => Effect.forkChild(worker(lane))
     )
+    const completer =
+      dedupe === undefined || claimStore === undefined
+        ? undefined
+        : yield* Effect.forkChild(
+            Effect.forever(complete(dedupe, claimStore)).pipe(Effect.catchTag("Done", () => Effect.void))
+          )
     const subscriber = yield* Effect.forkChild(subscription)
 
     const stop = Effect.gen(function* () {
@@ -379,8 +525,18 @@ export const start = <A, E, R>(
         )
         yield* Fiber.interruptAll(workers)
       }
+      // Handled messages waiting to be recorded and acked are settled before the subscription ends.
+      Queue.endUnsafe(completions)
+      if (completer !== undefined) yield* Fiber.join(completer)
       // Ending the subscription returns whatever is still unsettled to the broker.
       yield* Fiber.interrupt(subscriber)
+      // Claims taken ahead for deliveries never handled are given back, so their redeliveries run at once.
+      for (const lane of lanes) {
+        const left = yield* Queue.clear(lane).pipe(Effect.orElseSucceed((): Array<Job> => []))
+        yield* Effect.forEach(left, releaseAhead, { discard: true })
+      }
+      yield* Effect.forEach(claimedAhead, releaseAhead, { discard: true })
+      claimedAhead.clear()
       yield* Deferred.done(done, Exit.void)
     }).pipe(Effect.uninterruptible)
 

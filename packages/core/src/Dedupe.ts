@@ -44,7 +44,46 @@ export interface DedupeStore {
   readonly complete: (key: string, token: string, ttl: Duration.Duration) => Effect.Effect<boolean, StoreUnavailable>
   /** Gives a claim up so the message can be handled again; only the holder's token releases it. */
   readonly release: (key: string, token: string) => Effect.Effect<void, StoreUnavailable>
+  /**
+   * `claim` for several distinct keys in one round trip, answers in order.
+   * Optional: without it `claimAll` claims the keys one by one, concurrently.
+   */
+  readonly claimMany?: (
+    keys: ReadonlyArray<string>,
+    lease: Duration.Duration
+  ) => Effect.Effect<ReadonlyArray<Claim>, StoreUnavailable>
+  /** `complete` for several distinct claims in one round trip, answers in order. Optional, like `claimMany`. */
+  readonly completeMany?: (
+    claims: ReadonlyArray<Completion>,
+    ttl: Duration.Duration
+  ) => Effect.Effect<ReadonlyArray<boolean>, StoreUnavailable>
 }
+
+/** A held claim to mark done. */
+export interface Completion {
+  readonly key: string
+  readonly token: string
+}
+
+/** Claims distinct `keys` in one round trip where the store can (`claimMany`), else concurrently one by one. */
+export const claimAll = (
+  store: DedupeStore,
+  keys: ReadonlyArray<string>,
+  lease: Duration.Duration
+): Effect.Effect<ReadonlyArray<Claim>, StoreUnavailable> =>
+  store.claimMany !== undefined
+    ? store.claimMany(keys, lease)
+    : Effect.forEach(keys, (key) => store.claim(key, lease), { concurrency: "unbounded" })
+
+/** Completes distinct claims in one round trip where the store can (`completeMany`), else concurrently one by one. */
+export const completeAll = (
+  store: DedupeStore,
+  claims: ReadonlyArray<Completion>,
+  ttl: Duration.Duration
+): Effect.Effect<ReadonlyArray<boolean>, StoreUnavailable> =>
+  store.completeMany !== undefined
+    ? store.completeMany(claims, ttl)
+    : Effect.forEach(claims, (claim) => store.complete(claim.key, claim.token, ttl), { concurrency: "unbounded" })
 
 /**
  * A dedupe record kept in the same transaction as the handler's own writes
@@ -131,6 +170,9 @@ export const resolve = (options: DedupeOptions): Resolved => ({
 /** The store key of a message for a group: groups dedupe independently, as each must handle every message. */
 export const storeKey = (group: string, key: string): string => `${group}:${key}`
 
+const done: Claim = { _tag: "Done" }
+const busy: Claim = { _tag: "Busy" }
+
 type Entry =
   | { readonly state: "busy"; readonly token: string; readonly until: number }
   | { readonly state: "done"; readonly until: number }
@@ -170,24 +212,38 @@ export const memoryStore = (options: { readonly capacity?: number | undefined } 
     // Each operation is synchronous: nothing can interleave with it, so no lock is needed.
     const atomically = <A>(f: (now: number) => A) =>
       Effect.clockWith((clock) => Effect.sync(() => f(clock.currentTimeMillisUnsafe())))
+    const claimOne = (key: string, token: string, until: number, now: number): Claim => {
+      const entry = live(key, now)
+      if (entry?.state === "done") return done
+      if (entry?.state === "busy") return busy
+      put(key, { state: "busy", token, until })
+      return { _tag: "Acquired", token }
+    }
+    const completeOne = (key: string, token: string, until: number, now: number): boolean => {
+      const entry = live(key, now)
+      if (entry?.state !== "busy" || entry.token !== token) return false
+      put(key, { state: "done", until })
+      return true
+    }
     return {
       name: "memory",
       claim: (key, lease) =>
         Effect.flatMap(MessageId.make, (token) =>
-          atomically((now): Claim => {
-            const entry = live(key, now)
-            if (entry?.state === "done") return { _tag: "Done" }
-            if (entry?.state === "busy") return { _tag: "Busy" }
-            put(key, { state: "busy", token, until: now + Duration.toMillis(lease) })
-            return { _tag: "Acquired", token }
+          atomically((now) => claimOne(key, token, now + Duration.toMillis(lease), now))
+        ),
+      // One token serves the whole batch: each key is claimed once, and a token only proves a claim on its own key.
+      claimMany: (keys, lease) =>
+        Effect.flatMap(MessageId.make, (token) =>
+          atomically((now) => {
+            const until = now + Duration.toMillis(lease)
+            return keys.map((key) => claimOne(key, token, until, now))
           })
         ),
-      complete: (key, token, ttl) =>
+      complete: (key, token, ttl) => atomically((now) => completeOne(key, token, now + Duration.toMillis(ttl), now)),
+      completeMany: (claims, ttl) =>
         atomically((now) => {
-          const entry = live(key, now)
-          if (entry?.state !== "busy" || entry.token !== token) return false
-          put(key, { state: "done", until: now + Duration.toMillis(ttl) })
-          return true
+          const until = now + Duration.toMillis(ttl)
+          return claims.map((claim) => completeOne(claim.key, claim.token, until, now))
         }),
       release: (key, token) =>
         atomically((now) => {

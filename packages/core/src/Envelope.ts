@@ -73,14 +73,18 @@ export const withHeaders = (envelope: Envelope, headers: Readonly<Record<string,
 
 /**
  * The headers to put on a broker message: the envelope's headers plus the
- * reserved ones for id, timestamp, key and delivery time.
+ * reserved ones for id, timestamp, key and delivery time. An adapter that
+ * carries the id in a broker field of its own (and gives it back to
+ * `fromWire` as the header) passes `{ id: false }`.
  */
-export const toWireHeaders = (envelope: Envelope): Record<string, string> => {
-  const wire: Record<string, string> = {
-    ...envelope.headers,
-    [Headers.MessageId]: envelope.id,
-    [Headers.Timestamp]: String(envelope.timestamp)
-  }
+export const toWireHeaders = (
+  envelope: Envelope,
+  options?: { readonly id?: boolean | undefined }
+): Record<string, string> => {
+  const wire: Record<string, string> =
+    options?.id === false
+      ? { ...envelope.headers, [Headers.Timestamp]: String(envelope.timestamp) }
+      : { ...envelope.headers, [Headers.MessageId]: envelope.id, [Headers.Timestamp]: String(envelope.timestamp) }
   if (envelope.key !== undefined) wire[Headers.Key] = envelope.key
   if (envelope.deliverAt !== undefined) wire[Headers.DeliverAt] = String(envelope.deliverAt)
   return wire

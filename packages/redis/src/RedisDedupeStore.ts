@@ -1,7 +1,9 @@
 /**
  * A dedupe store in Redis, shared by every consumer process of a group.
  *
- * Each operation is one Lua script, so it is atomic and takes one round trip:
+ * Each operation is one Lua script, so it is atomic and takes one round trip
+ * (the batch forms `claimMany` and `completeMany`, which the consumer uses for
+ * every chunk of deliveries, take one round trip for up to `maxBatch` keys):
  * - `claim` sets `busy:<token>` with the lease as expiry unless the key
  *   exists, and otherwise says whether it is `done` or `busy`.
  * - `complete` turns the key into `done` (kept for `ttl`) only while it still
@@ -78,11 +80,52 @@ end
 return 0
 `
 
+// The batch forms: one value (one token for the batch) and one expiry for every key, one answer per key.
+const claimManyScript = `
+local answers = {}
+for i, key in ipairs(KEYS) do
+  local set
+  if ARGV[2] == "0" then
+    set = redis.call("SET", key, ARGV[1], "NX")
+  else
+    set = redis.call("SET", key, ARGV[1], "NX", "PX", ARGV[2])
+  end
+  if set then
+    answers[i] = 1
+  elseif redis.call("GET", key) == "done" then
+    answers[i] = 2
+  else
+    answers[i] = 3
+  end
+end
+return answers
+`
+
+// ARGV[1] is the expiry; ARGV[i + 1] the value the i-th key must still hold.
+const completeManyScript = `
+local answers = {}
+for i, key in ipairs(KEYS) do
+  if redis.call("GET", key) ~= ARGV[i + 1] then
+    answers[i] = 0
+  else
+    if ARGV[1] == "0" then
+      redis.call("SET", key, "done")
+    else
+      redis.call("SET", key, "done", "PX", ARGV[1])
+    end
+    answers[i] = 1
+  end
+end
+return answers
+`
+
 /** The scripts as client methods: ioredis sends EVALSHA and loads a script on NOSCRIPT. */
 interface Commands {
   losslessDedupeClaimV1(key: string, value: string, leaseMillis: string): Promise<unknown>
   losslessDedupeCompleteV1(key: string, value: string, ttlMillis: string): Promise<unknown>
   losslessDedupeReleaseV1(key: string, value: string): Promise<unknown>
+  losslessDedupeClaimManyV1(count: number, ...keysThenArgs: ReadonlyArray<string>): Promise<unknown>
+  losslessDedupeCompleteManyV1(count: number, ...keysThenArgs: ReadonlyArray<string>): Promise<unknown>
 }
 
 const commands = (client: Redis | Redis<"resp3">): Commands => {
@@ -91,8 +134,22 @@ const commands = (client: Redis | Redis<"resp3">): Commands => {
     client.defineCommand("losslessDedupeClaimV1", { numberOfKeys: 1, lua: claimScript })
     client.defineCommand("losslessDedupeCompleteV1", { numberOfKeys: 1, lua: completeScript })
     client.defineCommand("losslessDedupeReleaseV1", { numberOfKeys: 1, lua: releaseScript })
+    // No fixed key count: the first argument says how many keys follow.
+    client.defineCommand("losslessDedupeClaimManyV1", { lua: claimManyScript })
+    client.defineCommand("losslessDedupeCompleteManyV1", { lua: completeManyScript })
   }
   return client as unknown as Commands
+}
+
+/** Keys per script call: a long script blocks every other client of the server meanwhile. */
+export const maxBatch = 512
+
+/** Splits `items` into runs of at most `maxBatch`. */
+const chunks = <A>(items: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> => {
+  if (items.length <= maxBatch) return [items]
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < items.length; i += maxBatch) out.push(items.slice(i, i + maxBatch))
+  return out
 }
 
 /** Whole milliseconds, at least 1 (PX rejects 0); "0" for an infinite duration. */
@@ -122,16 +179,8 @@ export const make = (client: Redis | Redis<"resp3">, options: RedisDedupeStoreOp
         Effect.flatMap(
           run(() => redis.losslessDedupeClaimV1(prefix + key, busy(token), millis(lease))),
           (reply): Effect.Effect<Dedupe.Claim, StoreUnavailable> => {
-            switch (reply) {
-              case 1:
-                return Effect.succeed({ _tag: "Acquired", token })
-              case 2:
-                return Effect.succeed({ _tag: "Done" })
-              case 3:
-                return Effect.succeed({ _tag: "Busy" })
-              default:
-                return Effect.fail(unexpected("claim", reply))
-            }
+            const claim = claimOf(reply, token)
+            return claim === undefined ? Effect.fail(unexpected("claim", reply)) : Effect.succeed(claim)
           }
         )
       ),
@@ -141,8 +190,85 @@ export const make = (client: Redis | Redis<"resp3">, options: RedisDedupeStoreOp
         (reply) =>
           reply === 1 || reply === 0 ? Effect.succeed(reply === 1) : Effect.fail(unexpected("complete", reply))
       ),
-    release: (key, token) => Effect.asVoid(run(() => redis.losslessDedupeReleaseV1(prefix + key, busy(token))))
+    release: (key, token) => Effect.asVoid(run(() => redis.losslessDedupeReleaseV1(prefix + key, busy(token)))),
+    // One token for the batch: each key is claimed at most once in it, and a token proves a claim on its own key only.
+    claimMany: (keys, lease) =>
+      Effect.flatMap(MessageId.make, (token) => {
+        const value = busy(token)
+        const expiry = millis(lease)
+        return Effect.map(
+          Effect.forEach(
+            chunks(keys),
+            (batch) =>
+              Effect.flatMap(
+                run(() =>
+                  redis.losslessDedupeClaimManyV1(batch.length, ...batch.map((key) => prefix + key), value, expiry)
+                ),
+                (reply) => answers(reply, batch.length, "claim", (code) => claimOf(code, token))
+              ),
+            { concurrency: "unbounded" }
+          ),
+          (replies) => replies.flat()
+        )
+      }),
+    completeMany: (claims, ttl) => {
+      const expiry = millis(ttl)
+      return Effect.map(
+        Effect.forEach(
+          chunks(claims),
+          (batch) =>
+            Effect.flatMap(
+              run(() =>
+                redis.losslessDedupeCompleteManyV1(
+                  batch.length,
+                  ...batch.map((claim) => prefix + claim.key),
+                  expiry,
+                  ...batch.map((claim) => busy(claim.token))
+                )
+              ),
+              (reply) =>
+                answers(reply, batch.length, "complete", (code) => (code === 1 || code === 0 ? code === 1 : undefined))
+            ),
+          { concurrency: "unbounded" }
+        ),
+        (replies) => replies.flat()
+      )
+    }
   }
+}
+
+const claimOf = (code: unknown, token: string): Dedupe.Claim | undefined => {
+  switch (code) {
+    case 1:
+      return { _tag: "Acquired", token }
+    case 2:
+      return { _tag: "Done" }
+    case 3:
+      return { _tag: "Busy" }
+    default:
+      return undefined
+  }
+}
+
+/** Reads a script's array reply: `count` answers, each understood by `read`. */
+const answers = <A>(
+  reply: unknown,
+  count: number,
+  operation: string,
+  read: (code: unknown) => A | undefined
+): Effect.Effect<ReadonlyArray<A>, StoreUnavailable> => {
+  const bad = () =>
+    Effect.fail(
+      new StoreUnavailable({ store: name, reason: `unexpected reply to ${operation}: ${JSON.stringify(reply)}` })
+    )
+  if (!Array.isArray(reply) || reply.length !== count) return bad()
+  const out: Array<A> = []
+  for (const code of reply) {
+    const answer = read(code)
+    if (answer === undefined) return bad()
+    out.push(answer)
+  }
+  return Effect.succeed(out)
 }
 
 /** The Redis dedupe store, to pass as `dedupe: { store }` to a consumer. */

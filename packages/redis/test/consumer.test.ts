@@ -42,10 +42,14 @@ const eventually = <A, E, R>(read: Effect.Effect<A, E, R>, check: (a: A) => bool
 const settled = { ready: 0, inflight: 0, delayed: 0, deadLetters: 0 }
 const isSettled = (stats: unknown) => JSON.stringify(stats) === JSON.stringify(settled)
 
-/** The store, recording each claim's answer. */
+/** The store, recording each claim's answer (single and batched, as the consumer claims a chunk at once). */
 const recording = (store: Dedupe.DedupeStore, answers: Array<string>): Dedupe.DedupeStore => ({
   ...store,
-  claim: (key, lease) => Effect.tap(store.claim(key, lease), (claim) => Effect.sync(() => answers.push(claim._tag)))
+  claim: (key, lease) => Effect.tap(store.claim(key, lease), (claim) => Effect.sync(() => answers.push(claim._tag))),
+  claimMany: (keys, lease) =>
+    Effect.tap(Dedupe.claimAll(store, keys, lease), (claims) =>
+      Effect.sync(() => answers.push(...claims.map((claim) => claim._tag)))
+    )
 })
 
 describe.skipIf(!redis.available)(`the consumer with RedisDedupeStore (${redis.url})`, () => {

@@ -12,7 +12,7 @@
  * @since 0.1.0
  */
 import { describe, expect, it } from "@effect/vitest"
-import type { Dedupe } from "@lossless/core"
+import { Dedupe } from "@lossless/core"
 import { Duration, Effect, type Scope } from "effect"
 import { uniqueName } from "./Harness.ts"
 
@@ -103,6 +103,63 @@ export const run = ({ name, make }: DedupeStoreSuiteOptions): void => {
         })
         expect(claims.filter((c) => c._tag === "Acquired")).toHaveLength(1)
         expect(claims.filter((c) => c._tag === "Busy")).toHaveLength(199)
+      })
+    )
+
+    it.live("batch claims and completions answer per key, in order, like the single operations", () =>
+      Effect.gen(function* () {
+        const store = yield* make
+        const [held, handled, fresh] = [key(), key(), key()]
+        const heldToken = acquired(yield* store.claim(held, lease))
+        const handledToken = acquired(yield* store.claim(handled, lease))
+        expect(yield* store.complete(handled, handledToken, ttl)).toBe(true)
+
+        // The batch form when the store has one, otherwise core's one-by-one fallback.
+        const claims = yield* Dedupe.claimAll(store, [fresh, held, handled], lease)
+        expect(claims.map((c) => c._tag)).toEqual(["Acquired", "Busy", "Done"])
+        const freshToken = acquired(claims[0] as Dedupe.Claim)
+
+        const completed = yield* Dedupe.completeAll(
+          store,
+          [
+            { key: fresh, token: freshToken },
+            { key: held, token: "not-the-holder" }
+          ],
+          ttl
+        )
+        expect(completed).toEqual([true, false])
+        expect(yield* store.claim(fresh, lease)).toEqual({ _tag: "Done" })
+        // The wrong token changed nothing: the holder still completes its claim.
+        expect(yield* store.complete(held, heldToken, ttl)).toBe(true)
+      })
+    )
+
+    it.live("a key given twice in one batch is acquired once", () =>
+      Effect.gen(function* () {
+        const store = yield* make
+        const k = key()
+        const claims = yield* Dedupe.claimAll(store, [k, k], lease)
+        expect(claims.filter((c) => c._tag === "Acquired")).toHaveLength(1)
+        expect(claims.filter((c) => c._tag === "Busy")).toHaveLength(1)
+      })
+    )
+
+    it.live("a batch of a thousand claims acquires every key once", () =>
+      Effect.gen(function* () {
+        const store = yield* make
+        const keys = Array.from({ length: 1000 }, () => key())
+        const first = yield* Dedupe.claimAll(store, keys, lease)
+        expect(first.every((c) => c._tag === "Acquired")).toBe(true)
+        const again = yield* Dedupe.claimAll(store, keys, lease)
+        expect(again.every((c) => c._tag === "Busy")).toBe(true)
+        const done = yield* Dedupe.completeAll(
+          store,
+          keys.map((k, i) => ({ key: k, token: acquired(first[i] as Dedupe.Claim) })),
+          ttl
+        )
+        expect(done.every((ok) => ok)).toBe(true)
+        const last = yield* Dedupe.claimAll(store, keys, lease)
+        expect(last.every((c) => c._tag === "Done")).toBe(true)
       })
     )
   })

@@ -1,9 +1,10 @@
 /**
  * Envelopes as AMQP messages and back. The body is the payload; the
- * headers are `Envelope.toWireHeaders` (core's single mapping), so the id,
- * timestamp and key travel as Lossless headers on every broker. The AMQP
- * `message-id` and `timestamp` properties are set too, for tools that show
- * them, and stand in for the headers on messages from plain AMQP producers.
+ * headers are `Envelope.toWireHeaders` (core's single mapping), so the
+ * timestamp and key travel as Lossless headers on every broker. The id
+ * travels in the AMQP `message-id` property (as the header only when it is
+ * too long for it); the `timestamp` property is set too, for tools that show
+ * it. Both stand in for the headers on messages from plain AMQP producers.
  */
 import { Envelope, Headers } from "@lossless/core"
 import type * as amqp from "amqplib"
@@ -15,8 +16,14 @@ const brokerHeader = /^x-(death|first-death-|last-death-|delivery-count)/
 export const content = (payload: Uint8Array): Buffer =>
   Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
 
+/** Whether an id fits AMQP's `message-id`, a short string of at most 255 bytes. */
+const fitsMessageId = (id: string): boolean =>
+  id !== "" && (id.length <= 85 || (id.length <= 255 && Buffer.byteLength(id) <= 255))
+
 /** Properties of a persistent, mandatory publish of `envelope`. */
 export const properties = (envelope: Envelope.Envelope): amqp.Options.Publish => {
+  // The id travels once: as `message-id` when it fits (read back by `headers`), else as the header.
+  const inProperty = fitsMessageId(envelope.id)
   const props: amqp.Options.Publish = {
     // deliveryMode 2: written to disk by a durable queue, so a confirm means it survives a restart.
     persistent: true,
@@ -24,10 +31,9 @@ export const properties = (envelope: Envelope.Envelope): amqp.Options.Publish =>
     mandatory: true,
     // AMQP timestamps are seconds; the header keeps the milliseconds.
     timestamp: Math.floor(envelope.timestamp / 1000),
-    headers: Envelope.toWireHeaders(envelope)
+    headers: Envelope.toWireHeaders(envelope, { id: !inProperty })
   }
-  // message-id is a short string on the wire (at most 255 bytes); the header carries any id.
-  if (Buffer.byteLength(envelope.id) <= 255) props.messageId = envelope.id
+  if (inProperty) props.messageId = envelope.id
   return props
 }
 
