@@ -140,10 +140,10 @@ const describe = (error: unknown): string => {
 const claimsInFlight = 8
 
 /** A delivery on its way to a handler, with what the intake already did for it. */
-interface Job {
+interface Job<A> {
   readonly delivery: Delivery
   /** Decoded ahead (dedupe consumers decode to find the key). */
-  readonly decoded?: Result.Result<Message.Message<any>, DecodeFailed> | undefined
+  readonly decoded?: Result.Result<Message.Message<A>, DecodeFailed> | undefined
   /** The dedupe store key, when computed ahead. */
   readonly key?: string | undefined
   /** The claim taken ahead, batched with the rest of its chunk. */
@@ -193,7 +193,7 @@ export const start = <A, E, R>(
       )
 
     /** Jobs claimed ahead and not yet queued for a handler: their claims are given back if shutdown strands them. */
-    const claimedAhead = new Set<Job>()
+    const claimedAhead = new Set<Job<A>>()
 
     /** Handled deliveries whose dedupe key is yet to be recorded as done, then acked. */
     const completions = yield* Queue.unbounded<Completed, Cause.Done>()
@@ -305,7 +305,7 @@ export const start = <A, E, R>(
     const processOnce = (
       dedupe: Dedupe.Resolved,
       store: Dedupe.DedupeStore,
-      job: Job,
+      job: Job<A>,
       message: Message.Message<A>,
       context: Context
     ) =>
@@ -336,7 +336,7 @@ export const start = <A, E, R>(
         yield* afterFailure(delivery, failure.value.error)
       })
 
-    const handle = (job: Job): Effect.Effect<void, never, R> =>
+    const handle = (job: Job<A>): Effect.Effect<void, never, R> =>
       Effect.gen(function* () {
         const delivery = job.delivery
         const envelope = delivery.envelope
@@ -372,11 +372,11 @@ export const start = <A, E, R>(
       dedupe: Dedupe.Resolved,
       store: Dedupe.DedupeStore,
       deliveries: ReadonlyArray<Delivery>
-    ): Effect.Effect<ReadonlyArray<Job>> =>
+    ): Effect.Effect<ReadonlyArray<Job<A>>> =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
-        const jobs: Array<Job> = []
-        const claimed: Array<Job> = []
+        const jobs: Array<Job<A>> = []
+        const claimed: Array<Job<A>> = []
         const keys: Array<string> = []
         for (const delivery of deliveries) {
           const envelope = delivery.envelope
@@ -392,7 +392,7 @@ export const start = <A, E, R>(
             continue
           }
           const key = Dedupe.storeKey(group, dedupe.key(decoded.success as Message.Message<unknown>))
-          const job: Job = { delivery, decoded, key }
+          const job: Job<A> = { delivery, decoded, key }
           jobs.push(job)
           claimed.push(job)
           keys.push(key)
@@ -403,12 +403,12 @@ export const start = <A, E, R>(
           Effect.tap(Effect.result(Dedupe.claimAll(store, keys, dedupe.lease)), (claims) =>
             Effect.sync(() => {
               for (let i = 0; i < claimed.length; i++) {
-                const job = claimed[i] as { claim?: Job["claim"] }
+                const job = claimed[i] as { claim?: Job<A>["claim"] }
                 job.claim =
                   claims._tag === "Failure"
                     ? Result.fail(claims.failure)
                     : Result.succeed(claims.success[i] ?? { _tag: "Busy" as const })
-                claimedAhead.add(job as Job)
+                claimedAhead.add(job as Job<A>)
               }
             })
           )
@@ -417,7 +417,7 @@ export const start = <A, E, R>(
       })
 
     /** Gives back a claim taken ahead for a delivery that will not be handled now. */
-    const releaseAhead = (job: Job): Effect.Effect<void> => {
+    const releaseAhead = (job: Job<A>): Effect.Effect<void> => {
       const claim = job.claim
       if (claim === undefined || claim._tag === "Failure" || claim.success._tag !== "Acquired") return Effect.void
       if (dedupe === undefined || Dedupe.isInbox(dedupe.store) || job.key === undefined) return Effect.void
@@ -454,25 +454,25 @@ export const start = <A, E, R>(
 
     // One lane per worker when ordering by key (same key, same lane); otherwise one shared lane.
     const lanes = yield* Effect.forEach(Array.from({ length: byKey ? concurrency : 1 }), () =>
-      Queue.bounded<Job, Cause.Done>(byKey ? 1 : concurrency)
+      Queue.bounded<Job<A>, Cause.Done>(byKey ? 1 : concurrency)
     )
     let stopping = false
     let roundRobin = 0
-    const laneOf = (delivery: Delivery): Queue.Queue<Job, Cause.Done> => {
-      if (!byKey) return lanes[0] as Queue.Queue<Job, Cause.Done>
+    const laneOf = (delivery: Delivery): Queue.Queue<Job<A>, Cause.Done> => {
+      if (!byKey) return lanes[0] as Queue.Queue<Job<A>, Cause.Done>
       const key = delivery.envelope.key
       const index = key === undefined ? roundRobin++ % lanes.length : fnv1a(key) % lanes.length
-      return lanes[index] as Queue.Queue<Job, Cause.Done>
+      return lanes[index] as Queue.Queue<Job<A>, Cause.Done>
     }
     // A lane ended by shutdown takes nothing more: the delivery goes back to the broker, its claim to the store.
-    const enqueue = (job: Job) =>
+    const enqueue = (job: Job<A>) =>
       Effect.flatMap(Queue.offer(laneOf(job.delivery), job), (taken) => {
         if (job.claim === undefined) return taken ? Effect.void : releaseAhead(job)
         claimedAhead.delete(job)
         return taken ? Effect.void : releaseAhead(job)
       })
 
-    const worker = (lane: Queue.Queue<Job, Cause.Done>) =>
+    const worker = (lane: Queue.Queue<Job<A>, Cause.Done>) =>
       Effect.whileLoop({
         while: () => !stopping,
         body: () =>
@@ -503,7 +503,7 @@ export const start = <A, E, R>(
     )
 
     const workers = yield* Effect.forEach(
-      Array.from({ length: concurrency }, (_, i) => lanes[byKey ? i : 0] as Queue.Queue<Job, Cause.Done>),
+      Array.from({ length: concurrency }, (_, i) => lanes[byKey ? i : 0] as Queue.Queue<Job<A>, Cause.Done>),
       (lane) => Effect.forkChild(worker(lane))
     )
     const completer =
@@ -532,7 +532,7 @@ export const start = <A, E, R>(
       yield* Fiber.interrupt(subscriber)
       // Claims taken ahead for deliveries never handled are given back, so their redeliveries run at once.
       for (const lane of lanes) {
-        const left = yield* Queue.clear(lane).pipe(Effect.orElseSucceed((): Array<Job> => []))
+        const left = yield* Queue.clear(lane).pipe(Effect.orElseSucceed((): Array<Job<A>> => []))
         yield* Effect.forEach(left, releaseAhead, { discard: true })
       }
       yield* Effect.forEach(claimedAhead, releaseAhead, { discard: true })
