@@ -28,6 +28,7 @@ import {
   Exit,
   Fiber,
   Layer,
+  type Metric,
   Option,
   Queue,
   Result,
@@ -51,6 +52,7 @@ import { fnv1a } from "./internal/hash.ts"
 import type * as LossDetector from "./LossDetector.ts"
 import * as Message from "./Message.ts"
 import * as Names from "./Names.ts"
+import * as Observability from "./Observability.ts"
 import * as RetryPolicy from "./RetryPolicy.ts"
 import type { Topic } from "./Topic.ts"
 import { Transport } from "./Transport.ts"
@@ -198,20 +200,42 @@ export const start = <A, E, R>(
     /** Handled deliveries whose dedupe key is yet to be recorded as done, then acked. */
     const completions = yield* Queue.unbounded<Completed, Cause.Done>()
 
+    // Spans and counters only when observability was on at start: otherwise none of it runs.
+    const observed = yield* Observability.Enabled
+    const tags = { topic: topic.name, group }
+    const counted = <E>(metric: Metric.Counter<number>, effect: Effect.Effect<void, E>, n = 1) =>
+      observed ? Effect.andThen(effect, Observability.count(metric, n, tags)) : effect
+    const { metrics } = Observability
+    const ackHandled = (delivery: Delivery) => counted(metrics.handled, settle(delivery, delivery.ack))
+    const ackDuplicate = (delivery: Delivery) => counted(metrics.deduped, settle(delivery, delivery.ack))
+    const deadLetter = (delivery: Delivery, reason: string) =>
+      counted(metrics.deadLettered, settle(delivery, delivery.deadLetter(reason)))
+
     const releaseClaim = (store: Dedupe.DedupeStore, key: string, token: string) =>
       store
         .release(key, token)
         .pipe(Effect.catch((e) => Effect.logWarning(`lossless: could not release ${key}: ${e.message}`)))
 
     /** One run of the handler: an error or a thrown defect becomes a `HandlerFailure`; interruption stays one. */
-    const attempt = (message: Message.Message<A>, context: Context) =>
-      Effect.suspend(() => handler(message, context)).pipe(
+    const attempt = (message: Message.Message<A>, context: Context) => {
+      const run = Effect.suspend(() => handler(message, context)).pipe(
         Effect.catchCause((cause) =>
           Cause.hasInterruptsOnly(cause)
             ? Effect.failCause(cause as Cause.Cause<never>)
-            : Effect.fail(new HandlerFailure(cause))
+            : observed
+              ? Effect.andThen(
+                  Observability.count(metrics.handlerFailures, 1, tags),
+                  Effect.fail(new HandlerFailure(cause))
+                )
+              : Effect.fail(new HandlerFailure(cause))
         )
       )
+      return observed
+        ? Effect.withSpan(run, "lossless.handle", {
+            attributes: { "messaging.message.id": message.id, "lossless.attempt": context.attempt }
+          })
+        : run
+    }
 
     /** Runs the handler with immediate retries; the exit says how it ended. */
     const runHandler = (message: Message.Message<A>, context: Context) => {
@@ -233,22 +257,22 @@ export const start = <A, E, R>(
     const afterFailure = (delivery: Delivery, error: unknown) =>
       Effect.gen(function* () {
         if (policy.isPermanent(error)) {
-          return yield* settle(delivery, delivery.deadLetter(`permanent failure: ${describe(error)}`))
+          return yield* deadLetter(delivery, `permanent failure: ${describe(error)}`)
         }
         const delay = yield* RetryPolicy.delayAfter(policy, delivery.attempt, error)
         if (Option.isNone(delay)) {
-          return yield* settle(
+          return yield* deadLetter(
             delivery,
-            delivery.deadLetter(`retries exhausted after ${delivery.attempt} attempt(s): ${describe(error)}`)
+            `retries exhausted after ${delivery.attempt} attempt(s): ${describe(error)}`
           )
         }
-        yield* settle(delivery, delivery.retryLater(delay.value))
+        yield* counted(metrics.retried, settle(delivery, delivery.retryLater(delay.value)))
       })
 
     /** Handles a decoded message without dedupe. */
     const process = (delivery: Delivery, message: Message.Message<A>, context: Context) =>
       Effect.flatMap(runHandler(message, context), (exit) => {
-        if (Exit.isSuccess(exit)) return settle(delivery, delivery.ack)
+        if (Exit.isSuccess(exit)) return ackHandled(delivery)
         const failure = Cause.findErrorOption(exit.cause)
         // Interrupted (shutdown): leave it unsettled for redelivery.
         return Option.isNone(failure) ? Effect.void : afterFailure(delivery, failure.value.error)
@@ -293,7 +317,8 @@ export const start = <A, E, R>(
           }),
           Effect.exit
         )
-        if (Exit.isSuccess(exit)) return yield* settle(delivery, delivery.ack)
+        // `false`: recorded before, so the handler did not run.
+        if (Exit.isSuccess(exit)) return yield* exit.value ? ackHandled(delivery) : ackDuplicate(delivery)
         const failure = Cause.findErrorOption(exit.cause)
         if (Option.isNone(failure)) return
         const error = failure.value
@@ -321,7 +346,7 @@ export const start = <A, E, R>(
         if (claim._tag === "Failure") return yield* storeDown(dedupe, claim.failure, delivery, message, context)
         switch (claim.success._tag) {
           case "Done":
-            return yield* settle(delivery, delivery.ack)
+            return yield* ackDuplicate(delivery)
           case "Busy":
             return yield* settle(delivery, delivery.retryLater(dedupe.busyDelay, { countAttempt: false }))
         }
@@ -352,7 +377,7 @@ export const start = <A, E, R>(
         }
         const decoded = job.decoded ?? (yield* Effect.result(Message.decode(topic, envelope)))
         if (decoded._tag === "Failure") {
-          return yield* settle(delivery, delivery.deadLetter(describe(decoded.failure)))
+          return yield* deadLetter(delivery, describe(decoded.failure))
         }
         const context: Context = { group, attempt: delivery.attempt, redelivered: delivery.redelivered }
         if (dedupe === undefined) return yield* process(delivery, decoded.success, context)
@@ -432,25 +457,44 @@ export const start = <A, E, R>(
     const complete = (dedupe: Dedupe.Resolved, store: Dedupe.DedupeStore) =>
       Effect.flatMap(Queue.takeBetween(completions, 1, 1024), (done) =>
         Effect.flatMap(Effect.result(Dedupe.completeAll(store, done, dedupe.ttl)), (recorded) =>
-          Effect.forEach(
-            done,
-            (entry, i) => {
-              const ok = recorded._tag === "Success" && recorded.success[i] === true
-              const ack = settle(entry.delivery, entry.delivery.ack)
-              return ok
-                ? ack
-                : Effect.andThen(
-                    Effect.logWarning(
-                      `lossless: handled ${entry.delivery.envelope.id} but could not record ${entry.key} as done` +
-                        (recorded._tag === "Failure" ? `: ${recorded.failure.message}` : ": the claim had expired")
-                    ),
-                    ack
-                  )
-            },
-            { discard: true }
+          counted(
+            metrics.handled,
+            Effect.forEach(
+              done,
+              (entry, i) => {
+                const ok = recorded._tag === "Success" && recorded.success[i] === true
+                const ack = settle(entry.delivery, entry.delivery.ack)
+                return ok
+                  ? ack
+                  : Effect.andThen(
+                      Effect.logWarning(
+                        `lossless: handled ${entry.delivery.envelope.id} but could not record ${entry.key} as done` +
+                          (recorded._tag === "Failure" ? `: ${recorded.failure.message}` : ": the claim had expired")
+                      ),
+                      ack
+                    )
+              },
+              { discard: true }
+            ),
+            done.length
           )
         )
       )
+
+    /** `handle` in a `lossless.receive` span, a child of the span that published the message. */
+    const traced = !observed
+      ? handle
+      : (job: Job<A>) =>
+          Effect.withSpan(handle(job), `lossless.receive`, {
+            kind: "consumer",
+            parent: Observability.parentOf(job.delivery.envelope),
+            attributes: Observability.attributes(transport.name, topic.name, {
+              "messaging.operation.type": "process",
+              "messaging.consumer.group.name": group,
+              "messaging.message.id": job.delivery.envelope.id,
+              "lossless.attempt": job.delivery.attempt
+            })
+          })
 
     // One lane per worker when ordering by key (same key, same lane); otherwise one shared lane.
     const lanes = yield* Effect.forEach(Array.from({ length: byKey ? concurrency : 1 }), () =>
@@ -478,7 +522,7 @@ export const start = <A, E, R>(
         body: () =>
           Effect.flatMap(Queue.take(lane), (job) =>
             // A delivery taken after shutdown began is left unsettled for redelivery.
-            stopping ? releaseAhead(job) : handle(job)
+            stopping ? releaseAhead(job) : traced(job)
           ),
         step: () => {}
       }).pipe(Effect.catchTag("Done", () => Effect.void))

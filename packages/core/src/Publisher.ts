@@ -28,6 +28,7 @@ import {
 } from "./Errors.ts"
 import * as LossDetector from "./LossDetector.ts"
 import * as Message from "./Message.ts"
+import * as Observability from "./Observability.ts"
 import type { OutboxStore } from "./Outbox.ts"
 import type { Topic } from "./Topic.ts"
 import { Transport } from "./Transport.ts"
@@ -105,7 +106,10 @@ interface Pending {
   error: PublishError | undefined
 }
 
-/** The configured interceptors, with the loss-detection stamp last so nothing disturbs its numbering. */
+/**
+ * The configured interceptors, with the loss-detection stamp last so nothing
+ * disturbs its numbering, and the trace context first when observability is on.
+ */
 export const interceptorsOf = (
   options: Pick<PublisherOptions, "interceptors" | "lossDetection">
 ): Effect.Effect<ReadonlyArray<Interceptor>> =>
@@ -115,8 +119,54 @@ export const interceptorsOf = (
       stamping === undefined || stamping === false
         ? []
         : [(yield* LossDetector.stamp(stamping === true ? {} : stamping)).interceptor]
-    return [...(options.interceptors ?? []), ...stamp]
+    const trace = (yield* Observability.Enabled) ? [Observability.traceparentInterceptor] : []
+    return [...trace, ...(options.interceptors ?? []), ...stamp]
   })
+
+/** Wraps a publish in a `lossless.send` span, and counts what it sent, when observability is on. */
+const observedPublish =
+  (transport: string, outbox: boolean) =>
+  (
+    publish: (envelopes: ReadonlyArray<Envelope>) => Effect.Effect<ReadonlyArray<Sent>, SendFailed>
+  ): ((envelopes: ReadonlyArray<Envelope>) => Effect.Effect<ReadonlyArray<Sent>, SendFailed>) =>
+  (envelopes) => {
+    const topic = envelopes[0]?.topic ?? ""
+    const tags = { topic }
+    const { metrics, count } = Observability
+    return publish(envelopes).pipe(
+      Effect.tap((sent) => {
+        let retries = 0
+        for (const s of sent) retries += Math.max(0, s.attempts - 1)
+        return Effect.all(
+          [
+            count(metrics.sent, envelopes.length, tags),
+            outbox ? Effect.void : count(metrics.confirmed, sent.length, tags),
+            count(metrics.sendRetries, retries, tags)
+          ],
+          { discard: true }
+        )
+      }),
+      Effect.tapError((error) =>
+        Effect.all(
+          [
+            count(metrics.sent, envelopes.length, tags),
+            count(metrics.confirmed, error.confirmed.length, tags),
+            count(metrics.sendFailed, error.failures.length, tags)
+          ],
+          { discard: true }
+        )
+      ),
+      Effect.withSpan("lossless.send", {
+        kind: "producer",
+        attributes: Observability.attributes(transport, topic, {
+          "messaging.operation.type": "send",
+          "messaging.batch.message_count": envelopes.length,
+          ...(outbox ? { "lossless.outbox": true } : {}),
+          ...(envelopes.length === 1 ? { "messaging.message.id": envelopes[0]?.id } : {})
+        })
+      })
+    )
+  }
 
 const intercept = (interceptors: ReadonlyArray<Interceptor>, envelopes: ReadonlyArray<Envelope>) =>
   Effect.gen(function* () {
@@ -216,10 +266,11 @@ export const make = (options: PublisherOptions = {}): Effect.Effect<PublisherSha
         return sent as Array<Sent>
       })
 
+    const publishAll = (envelopes: ReadonlyArray<Envelope>): Effect.Effect<ReadonlyArray<Sent>, SendFailed> =>
+      Semaphore.withPermits(permits, Math.min(envelopes.length, maxInFlight))(publishOnce(envelopes))
+    const observed = (yield* Observability.Enabled) ? observedPublish(transport.name, false)(publishAll) : publishAll
     const publish = (envelopes: ReadonlyArray<Envelope>): Effect.Effect<ReadonlyArray<Sent>, SendFailed> =>
-      envelopes.length === 0
-        ? Effect.succeed([])
-        : Semaphore.withPermits(permits, Math.min(envelopes.length, maxInFlight))(publishOnce(envelopes))
+      envelopes.length === 0 ? Effect.succeed([]) : observed(envelopes)
 
     return fromPublish(publish)
   })
@@ -257,7 +308,9 @@ export const makeOutbox = (
         )
         return batch.map((e) => ({ id: e.id, topic: e.topic, attempts: 0 }))
       })
-    return fromPublish(publish)
+    if (!(yield* Observability.Enabled)) return fromPublish(publish)
+    const observed = observedPublish(`${store.name} outbox`, true)(publish)
+    return fromPublish((envelopes) => (envelopes.length === 0 ? Effect.succeed([]) : observed(envelopes)))
   })
 
 /** A publisher that writes to `store`; run an `OutboxRelay` to publish what it holds. */

@@ -36,6 +36,8 @@ export * as Message from "./Message.ts"
 export * as MessageId from "./MessageId.ts"
 /** Portable topic and group names. */
 export * as Names from "./Names.ts"
+/** Spans, metrics and trace context across processes; off by default. */
+export * as Observability from "./Observability.ts"
 /** The transactional outbox: rows, statuses and the store contract. */
 export * as Outbox from "./Outbox.ts"
 /** The relay that publishes the outbox. */
