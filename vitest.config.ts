@@ -12,7 +12,8 @@ export default defineConfig({
       "packages/*/test/**/*.test.ts",
       "test/**/*.test.ts",
       "examples/**/*.test.ts",
-      "benchmarks/test/**/*.test.ts"
+      "benchmarks/test/**/*.test.ts",
+      "docs/test/**/*.test.ts"
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
