@@ -361,31 +361,46 @@ export const start = <A, E, R>(
         yield* afterFailure(delivery, failure.value.error)
       })
 
-    const handle = (job: Job<A>): Effect.Effect<void, never, R> =>
-      Effect.gen(function* () {
-        const delivery = job.delivery
-        const envelope = delivery.envelope
-        if (options.lossDetector !== undefined) yield* options.lossDetector.observe(envelope, delivery)
-        // Its channel is gone (a reconnect): the broker redelivers it, so handling it now would only repeat work.
-        if (!delivery.settleable()) return yield* releaseAhead(job)
-        // Emulated delayed delivery for brokers that cannot hold a message until a time.
-        if (!transport.capabilities.delayedDelivery && envelope.deliverAt !== undefined) {
-          const now = yield* Clock.currentTimeMillis
-          if (envelope.deliverAt > now) {
-            return yield* settle(delivery, delivery.retryLater(envelope.deliverAt - now, { countAttempt: false }))
-          }
-        }
-        const decoded = job.decoded ?? (yield* Effect.result(Message.decode(topic, envelope)))
-        if (decoded._tag === "Failure") {
-          return yield* deadLetter(delivery, describe(decoded.failure))
-        }
-        const context: Context = { group, attempt: delivery.attempt, redelivered: delivery.redelivered }
-        if (dedupe === undefined) return yield* process(delivery, decoded.success, context)
-        if (Dedupe.isInbox(dedupe.store)) {
-          return yield* processInbox(dedupe, dedupe.store, delivery, decoded.success, context)
-        }
-        return yield* processOnce(dedupe, dedupe.store, job, decoded.success, context)
-      })
+    /** A decoded message to the handler, through dedupe when it is on. */
+    const dispatch = (job: Job<A>, decoded: Result.Result<Message.Message<A>, DecodeFailed>) => {
+      const delivery = job.delivery
+      if (decoded._tag === "Failure") return deadLetter(delivery, describe(decoded.failure))
+      const context: Context = { group, attempt: delivery.attempt, redelivered: delivery.redelivered }
+      if (dedupe === undefined) return process(delivery, decoded.success, context)
+      if (Dedupe.isInbox(dedupe.store)) return processInbox(dedupe, dedupe.store, delivery, decoded.success, context)
+      return processOnce(dedupe, dedupe.store, job, decoded.success, context)
+    }
+
+    // Written without generators: this runs once per delivery.
+    const handleNow = (job: Job<A>): Effect.Effect<void, never, R> => {
+      const delivery = job.delivery
+      const envelope = delivery.envelope
+      // Its channel is gone (a reconnect): the broker redelivers it, so handling it now would only repeat work.
+      if (!delivery.settleable()) return releaseAhead(job)
+      // Emulated delayed delivery for brokers that cannot hold a message until a time.
+      if (!transport.capabilities.delayedDelivery && envelope.deliverAt !== undefined) {
+        const deliverAt = envelope.deliverAt
+        return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          deliverAt > now
+            ? settle(delivery, delivery.retryLater(deliverAt - now, { countAttempt: false }))
+            : decodeAndDispatch(job)
+        )
+      }
+      return decodeAndDispatch(job)
+    }
+
+    const decodeAndDispatch = (job: Job<A>): Effect.Effect<void, never, R> =>
+      job.decoded !== undefined
+        ? dispatch(job, job.decoded)
+        : Effect.flatMap(Effect.result(Message.decode(topic, job.delivery.envelope)), (decoded) =>
+            dispatch(job, decoded)
+          )
+
+    const detector = options.lossDetector
+    const handle: (job: Job<A>) => Effect.Effect<void, never, R> =
+      detector === undefined
+        ? handleNow
+        : (job) => Effect.andThen(detector.observe(job.delivery.envelope, job.delivery), handleNow(job))
 
     /**
      * Claims the keys of a chunk of deliveries in one store round trip before

@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect } from "effect"
+import { Duration, Effect } from "effect"
 import * as Envelope from "./Envelope.ts"
 import { type DecodeFailed, InvalidHeader, type SchemaViolation } from "./Errors.ts"
 import * as Headers from "./Headers.ts"
@@ -40,8 +40,12 @@ export interface SendOptions {
   readonly delay?: Duration.Input | undefined
 }
 
-const checkHeaders = (headers: Readonly<Record<string, string>>): Effect.Effect<void, InvalidHeader> => {
-  for (const [name, value] of Object.entries(headers)) {
+const noHeaders: Readonly<Record<string, string>> = Object.freeze({})
+
+/** The first problem with user headers as a failed Effect, or `undefined` when they are fine. */
+const checkHeaders = (headers: Readonly<Record<string, string>>): Effect.Effect<never, InvalidHeader> | undefined => {
+  for (const name of Object.keys(headers)) {
+    const value = headers[name]
     if (name === "") return Effect.fail(new InvalidHeader({ name, reason: "header names must not be empty" }))
     if (Headers.isReserved(name)) {
       return Effect.fail(new InvalidHeader({ name, reason: `names starting with "${Headers.prefix}" are reserved` }))
@@ -50,7 +54,7 @@ const checkHeaders = (headers: Readonly<Record<string, string>>): Effect.Effect<
       return Effect.fail(new InvalidHeader({ name, reason: "header values must be strings" }))
     }
   }
-  return Effect.void
+  return undefined
 }
 
 /**
@@ -61,33 +65,39 @@ export const encode = <A>(
   topic: Topic<A>,
   payload: A,
   options: SendOptions = {}
-): Effect.Effect<Envelope.Envelope, SchemaViolation | InvalidHeader> =>
-  Effect.gen(function* () {
-    const headers = options.headers ?? {}
-    yield* checkHeaders(headers)
-    if (options.id !== undefined && options.id === "") {
-      return yield* new InvalidHeader({ name: Headers.MessageId, reason: "a message id must not be empty" })
-    }
-    const bytes = yield* topic.encode(payload)
-    const now = yield* Clock.currentTimeMillis
-    const deliverAt =
-      options.deliverAt !== undefined
-        ? typeof options.deliverAt === "number"
-          ? options.deliverAt
-          : options.deliverAt.getTime()
-        : options.delay !== undefined
-          ? now + Duration.toMillis(options.delay)
-          : undefined
-    return Envelope.make({
-      id: options.id ?? MessageId.fromMillis(now),
-      topic: topic.name,
-      key: options.key,
-      payload: bytes,
-      headers,
-      timestamp: now,
-      deliverAt
+): Effect.Effect<Envelope.Envelope, SchemaViolation | InvalidHeader> => {
+  // Written without a generator: this runs once per message sent.
+  const headers = options.headers ?? noHeaders
+  const checked = headers === noHeaders ? undefined : checkHeaders(headers)
+  if (checked !== undefined) return checked
+  if (options.id !== undefined && options.id === "") {
+    return Effect.fail(new InvalidHeader({ name: Headers.MessageId, reason: "a message id must not be empty" }))
+  }
+  return Effect.flatMap(topic.encode(payload), (bytes) =>
+    Effect.clockWith((clock) => {
+      const now = clock.currentTimeMillisUnsafe()
+      const deliverAt =
+        options.deliverAt !== undefined
+          ? typeof options.deliverAt === "number"
+            ? options.deliverAt
+            : options.deliverAt.getTime()
+          : options.delay !== undefined
+            ? now + Duration.toMillis(options.delay)
+            : undefined
+      return Effect.succeed(
+        Envelope.make({
+          id: options.id ?? MessageId.fromMillis(now),
+          topic: topic.name,
+          key: options.key,
+          payload: bytes,
+          headers,
+          timestamp: now,
+          deliverAt
+        })
+      )
     })
-  })
+  )
+}
 
 /** Decodes an envelope of `topic` into a typed message. */
 export const decode = <A>(topic: Topic<A>, envelope: Envelope.Envelope): Effect.Effect<Message<A>, DecodeFailed> =>
