@@ -333,33 +333,36 @@ export const start = <A, E, R>(
       job: Job<A>,
       message: Message.Message<A>,
       context: Context
-    ) =>
-      Effect.gen(function* () {
-        const delivery = job.delivery
-        const key = job.key ?? Dedupe.storeKey(group, dedupe.key(message as Message.Message<unknown>))
-        // A claim taken ahead that found the key busy is asked again: the holder may have finished since.
-        const ahead = job.claim
-        const claim =
-          ahead !== undefined && !(Result.isSuccess(ahead) && ahead.success._tag === "Busy")
-            ? ahead
-            : yield* Effect.result(store.claim(key, dedupe.lease))
-        if (claim._tag === "Failure") return yield* storeDown(dedupe, claim.failure, delivery, message, context)
+    ): Effect.Effect<void, never, R> => {
+      const delivery = job.delivery
+      const key = job.key ?? Dedupe.storeKey(group, dedupe.key(message as Message.Message<unknown>))
+      const withClaim = (claim: Result.Result<Dedupe.Claim, StoreUnavailable>): Effect.Effect<void, never, R> => {
+        if (claim._tag === "Failure") return storeDown(dedupe, claim.failure, delivery, message, context)
         switch (claim.success._tag) {
           case "Done":
-            return yield* ackDuplicate(delivery)
+            return ackDuplicate(delivery)
           case "Busy":
-            return yield* settle(delivery, delivery.retryLater(dedupe.busyDelay, { countAttempt: false }))
+            return settle(delivery, delivery.retryLater(dedupe.busyDelay, { countAttempt: false }))
         }
         const token = claim.success.token
         const release = releaseClaim(store, key, token)
-        const exit = yield* runHandler(message, context).pipe(Effect.onInterrupt(() => release))
-        // Recording the key and acking happen in the completer, batched, so this handler slot is free at once.
-        if (Exit.isSuccess(exit)) return yield* Queue.offer(completions, { key, token, delivery })
-        const failure = Cause.findErrorOption(exit.cause)
-        if (Option.isNone(failure)) return
-        yield* release
-        yield* afterFailure(delivery, failure.value.error)
-      })
+        return Effect.flatMap(
+          runHandler(message, context).pipe(Effect.onInterrupt(() => release)),
+          (exit): Effect.Effect<void, never, R> => {
+            // Recording the key and acking happen in the completer, batched, so this handler slot is free at once.
+            if (Exit.isSuccess(exit)) return Effect.asVoid(Queue.offer(completions, { key, token, delivery }))
+            const failure = Cause.findErrorOption(exit.cause)
+            if (Option.isNone(failure)) return Effect.void
+            return Effect.andThen(release, afterFailure(delivery, failure.value.error))
+          }
+        )
+      }
+      // A claim taken ahead that found the key busy is asked again: the holder may have finished since.
+      const ahead = job.claim
+      return ahead !== undefined && !(Result.isSuccess(ahead) && ahead.success._tag === "Busy")
+        ? withClaim(ahead)
+        : Effect.flatMap(Effect.result(store.claim(key, dedupe.lease)), withClaim)
+    }
 
     /** A decoded message to the handler, through dedupe when it is on. */
     const dispatch = (job: Job<A>, decoded: Result.Result<Message.Message<A>, DecodeFailed>) => {

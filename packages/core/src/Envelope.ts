@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
+import { Effect, Result } from "effect"
 import { MalformedEnvelope } from "./Errors.ts"
 import * as Headers from "./Headers.ts"
 import { envelopeSchema } from "./internal/envelopeSchema.ts"
@@ -100,33 +100,39 @@ const structural = new Set([Headers.MessageId, Headers.Timestamp, Headers.Key, H
  * `toWireHeaders`. A message without a Lossless id is malformed, not silently
  * given a new id: a new id would defeat dedupe.
  */
-export const fromWire = (wire: {
+export interface Wire {
   readonly topic: string
   readonly payload: Uint8Array
   readonly headers: Readonly<Record<string, string | undefined>>
   /** The broker's own key field, used when the header is absent. */
   readonly key?: string | undefined
-}): Effect.Effect<Envelope, MalformedEnvelope> => {
+}
+
+export const fromWire = (wire: Wire): Effect.Effect<Envelope, MalformedEnvelope> => Effect.fromResult(decodeWire(wire))
+
+/** `fromWire` as a plain result, for adapters that decode many messages without an Effect each. */
+export const decodeWire = (wire: Wire): Result.Result<Envelope, MalformedEnvelope> => {
   const id = wire.headers[Headers.MessageId]
   if (id === undefined || id === "") {
-    return Effect.fail(new MalformedEnvelope({ topic: wire.topic, reason: `missing header ${Headers.MessageId}` }))
+    return Result.fail(new MalformedEnvelope({ topic: wire.topic, reason: `missing header ${Headers.MessageId}` }))
   }
   const timestamp = numeric(wire.headers[Headers.Timestamp])
   if (!Number.isFinite(timestamp)) {
-    return Effect.fail(
+    return Result.fail(
       new MalformedEnvelope({ topic: wire.topic, reason: `missing or invalid header ${Headers.Timestamp}` })
     )
   }
   const deliverAtRaw = wire.headers[Headers.DeliverAt]
   const deliverAt = deliverAtRaw === undefined ? undefined : numeric(deliverAtRaw)
   if (deliverAt !== undefined && !Number.isFinite(deliverAt)) {
-    return Effect.fail(new MalformedEnvelope({ topic: wire.topic, reason: `invalid header ${Headers.DeliverAt}` }))
+    return Result.fail(new MalformedEnvelope({ topic: wire.topic, reason: `invalid header ${Headers.DeliverAt}` }))
   }
   const headers: Record<string, string> = {}
-  for (const [name, value] of Object.entries(wire.headers)) {
+  for (const name in wire.headers) {
+    const value = wire.headers[name]
     if (value !== undefined && !structural.has(name)) headers[name] = value
   }
-  return Effect.succeed({
+  return Result.succeed({
     id,
     topic: wire.topic,
     key: wire.headers[Headers.Key] ?? wire.key,

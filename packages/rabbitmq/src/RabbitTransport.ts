@@ -82,8 +82,9 @@ export const make = (
           limit: config.maxMessageBytes
         })
       }
-      // amqplib encodes the header table into a 64 KiB buffer.
-      const headerBytes = Confirms.headerTableBytes(target.properties.headers)
+      // amqplib encodes the header table into a 64 KiB buffer; measured only when it might not fit.
+      const headers = target.properties.headers as Readonly<Record<string, unknown>> | undefined
+      const headerBytes = Confirms.headerTableSurelyFits(headers) ? 0 : Confirms.headerTableBytes(headers)
       if (headerBytes > Confirms.headerTableLimit) {
         return new MessageTooLarge({
           topic: envelope.topic,
@@ -107,23 +108,35 @@ export const make = (
     })
 
     /** Publishes one envelope whose send had to wait (unknown topic, full window, flow control, no channel). */
-    const publishLater = (
-      target: Confirms.Target
-    ): Effect.Effect<Result.Result<Deferred.Deferred<void, PublishError>, PublishError>> =>
-      Effect.gen(function* () {
+    const publishLater = (target: Confirms.Target, settle: Confirms.Settle): Effect.Effect<void> =>
+      Effect.flatMap(
         // A publish to a missing exchange would close the shared channel: ask on a channel of its own first.
-        const exists = yield* Effect.result(declarer.exchangeExists(target.exchange))
-        if (exists._tag === "Failure") return Result.fail(exists.failure)
-        if (!exists.success) return Result.fail(new TopicNotFound({ topic: target.topic }))
-        return Result.succeed(yield* confirms.send(target))
-      })
+        Effect.result(declarer.exchangeExists(target.exchange)),
+        (exists) => {
+          if (exists._tag === "Failure") return Effect.sync(() => settle(exists.failure))
+          if (!exists.success) return Effect.sync(() => settle(new TopicNotFound({ topic: target.topic })))
+          return confirms.send(target, settle)
+        }
+      )
+
+    const confirmed: Transport.PublishResult = Result.succeed(undefined)
 
     const publish: Transport.TransportShape["publish"] = (batch) =>
       Effect.gen(function* () {
         const results: Array<Transport.PublishResult> = new Array(batch.length)
-        const waiting: Array<readonly [number, Deferred.Deferred<void, PublishError>]> = []
-        // Sent back to back, synchronously while nothing has to be waited for; confirms are awaited
-        // afterwards, so a batch costs about one round trip.
+        // Sent back to back, synchronously while nothing has to be waited for; one wait for the
+        // whole batch's confirms afterwards, so a batch costs about one round trip.
+        const all = Deferred.makeUnsafe<void>()
+        let outstanding = 1
+        const release = () => {
+          if (--outstanding === 0) Deferred.doneUnsafe(all, Effect.void)
+        }
+        const settleAt =
+          (i: number): Confirms.Settle =>
+          (error) => {
+            results[i] = error === undefined ? confirmed : Result.fail(error)
+            release()
+          }
         for (let i = 0; i < batch.length; i++) {
           const envelope = batch[i] as Envelope.Envelope
           const out = target(envelope)
@@ -132,14 +145,13 @@ export const make = (
             results[i] = Result.fail(refused)
             continue
           }
-          const now = declarer.isKnownExchange(out.exchange) ? confirms.sendNow(out) : undefined
-          const sent: Result.Result<Deferred.Deferred<void, PublishError>, PublishError> = now === undefined
-            ? yield* publishLater(out)
-            : Result.succeed(now)
-          if (Result.isFailure(sent)) results[i] = Result.fail(sent.failure)
-          else waiting.push([i, sent.success])
+          outstanding++
+          const settle = settleAt(i)
+          if (declarer.isKnownExchange(out.exchange) && confirms.sendNow(out, settle)) continue
+          yield* publishLater(out, settle)
         }
-        for (const [i, pending] of waiting) results[i] = yield* Effect.result(Deferred.await(pending))
+        release()
+        yield* Deferred.await(all)
         return results
       })
 

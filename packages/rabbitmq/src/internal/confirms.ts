@@ -20,7 +20,7 @@
  */
 import { BrokerRejected, Headers, MessageTooLarge, type PublishError, Unroutable } from "@lossless/core"
 import type * as amqp from "amqplib"
-import { Cause, Deferred, Effect, Exit, Latch, Queue, type Scope } from "effect"
+import { Cause, Effect, Exit, Latch, Queue, type Scope } from "effect"
 import * as RabbitError from "../RabbitError.ts"
 import type { ChannelHandle, ConnectionManager } from "./connection.ts"
 import * as Slot from "./slot.ts"
@@ -35,17 +35,20 @@ export interface Target {
   readonly messageId: string
 }
 
+/** Receives a publish's outcome: `undefined` once the broker confirmed it, else why not. Called once. */
+export type Settle = (error: PublishError | undefined) => void
+
 export interface Confirms {
   /**
    * Publishes one message, waiting for room in the confirm window and for
-   * flow control. The result completes with the broker's verdict.
+   * flow control; `settle` receives the broker's verdict.
    */
-  readonly send: (target: Target) => Effect.Effect<Deferred.Deferred<void, PublishError>>
+  readonly send: (target: Target, settle: Settle) => Effect.Effect<void>
   /**
    * Publishes at once when nothing has to be waited for (the common case,
-   * without the cost of an Effect per message); `undefined` means use `send`.
+   * without the cost of an Effect per message); `false` means use `send`.
    */
-  readonly sendNow: (target: Target) => Deferred.Deferred<void, PublishError> | undefined
+  readonly sendNow: (target: Target, settle: Settle) => boolean
 }
 
 interface Pending {
@@ -65,6 +68,20 @@ interface PublishChannel {
 export const headerTableLimit = 65_536
 
 /** The encoded size of a header table of strings (AMQP field table: name, type, length, value). */
+/**
+ * Whether a header table surely fits the limit, from string lengths alone (a
+ * UTF-16 code unit is at most 3 UTF-8 bytes); `false` means measure it.
+ */
+export const headerTableSurelyFits = (headers: Readonly<Record<string, unknown>> | undefined): boolean => {
+  if (headers === undefined) return true
+  let bound = 0
+  for (const name in headers) {
+    const value = headers[name]
+    bound += 6 + 3 * name.length + (typeof value === "string" ? 3 * value.length : 8)
+  }
+  return bound <= headerTableLimit
+}
+
 export const headerTableBytes = (headers: unknown): number => {
   if (typeof headers !== "object" || headers === null) return 0
   let bytes = 0
@@ -174,16 +191,15 @@ export const make = (
     }
 
     /** Publishes on `channel` now; the window has room for it (taken by the caller). */
-    const publishNow = (channel: PublishChannel, target: Target, result: Deferred.Deferred<void, PublishError>) => {
+    const publishNow = (channel: PublishChannel, target: Target, settle: Settle) => {
       let released = false
-      const done = (outcome: Effect.Effect<void, PublishError>) => {
-        if (!released) {
-          released = true
-          Queue.takeUnsafe(window)
-        }
-        Deferred.doneUnsafe(result, outcome)
+      const done = (error: PublishError | undefined) => {
+        if (released) return
+        released = true
+        Queue.takeUnsafe(window)
+        settle(error)
       }
-      if (!channel.handle.open) return done(Effect.fail(failure(channel, target, new Error("channel closed"))))
+      if (!channel.handle.open) return done(failure(channel, target, new Error("channel closed")))
       const key = returnKey(target.messageId, target.exchange, target.routingKey)
       const pending: Pending = { returned: undefined }
       let accepted: boolean
@@ -198,17 +214,17 @@ export const make = (
             if (error === null || error === undefined) {
               done(
                 pending.returned === undefined
-                  ? Effect.void
-                  : Effect.fail(new Unroutable({ topic: target.topic, messageId: target.messageId }))
+                  ? undefined
+                  : new Unroutable({ topic: target.topic, messageId: target.messageId })
               )
             } else {
-              done(Effect.fail(failure(channel, target, error)))
+              done(failure(channel, target, error))
             }
           }
         )
       } catch (error) {
         // Thrown before anything was written: a closed channel, or a frame amqplib cannot encode.
-        return done(Effect.fail(thrown(channel, target, error)))
+        return done(thrown(channel, target, error))
       }
       const list = channel.unconfirmed.get(key)
       if (list === undefined) channel.unconfirmed.set(key, [pending])
@@ -217,7 +233,7 @@ export const make = (
     }
 
     /** Whether a publish can go out at once: a live channel, no flow control, room in the window. */
-    const sendNow = (target: Target): Deferred.Deferred<void, PublishError> | undefined => {
+    const sendNow = (target: Target, settle: Settle): boolean => {
       const channel = slot.peek()
       if (
         channel === undefined ||
@@ -225,18 +241,16 @@ export const make = (
         !channel.writable.isOpen() ||
         !Queue.offerUnsafe(window, undefined)
       ) {
-        return undefined
+        return false
       }
-      const result = Deferred.makeUnsafe<void, PublishError>()
-      publishNow(channel, target, result)
-      return result
+      publishNow(channel, target, settle)
+      return true
     }
 
     /** Waits for room in the window, a channel and flow control, then publishes. */
-    const sendLater = (target: Target): Effect.Effect<Deferred.Deferred<void, PublishError>> =>
+    const sendLater = (target: Target, settle: Settle): Effect.Effect<void> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
-          const result = Deferred.makeUnsafe<void, PublishError>()
           yield* restore(Queue.offer(window, undefined))
           const ready = yield* restore(
             Effect.gen(function* () {
@@ -246,18 +260,12 @@ export const make = (
               return channel
             })
           ).pipe(Effect.exit)
-          if (Exit.isSuccess(ready)) {
-            publishNow(ready.value, target, result)
-            return result
-          }
+          if (Exit.isSuccess(ready)) return publishNow(ready.value, target, settle)
           Queue.takeUnsafe(window)
           if (Cause.hasInterrupts(ready.cause)) return yield* Effect.interrupt
           const error = Cause.findErrorOption(ready.cause)
-          Deferred.doneUnsafe(
-            result,
-            error._tag === "Some" ? Effect.fail(error.value) : Effect.failCause(ready.cause as Cause.Cause<never>)
-          )
-          return result
+          if (error._tag === "None") return yield* Effect.failCause(ready.cause as Cause.Cause<never>)
+          settle(error.value)
         })
       )
 
@@ -275,10 +283,7 @@ export const make = (
 
     return {
       sendNow,
-      send: (target) =>
-        Effect.suspend(() => {
-          const sent = sendNow(target)
-          return sent === undefined ? sendLater(target) : Effect.succeed(sent)
-        })
+      send: (target, settle) =>
+        Effect.suspend(() => (sendNow(target, settle) ? Effect.void : sendLater(target, settle)))
     }
   })

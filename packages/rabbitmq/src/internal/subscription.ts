@@ -195,15 +195,17 @@ export const subscribe = (
     Stream.filter((delivery): delivery is Delivery.Delivery => delivery !== undefined)
   )
 
+  // Without a generator: this runs once per delivery.
   function toDelivery({ handle, message }: Incoming): Effect.Effect<Delivery.Delivery | undefined> {
-    return Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      const decoded = yield* Effect.result(
-        Envelope.fromWire({ topic: envelopeTopic, payload: message.content, headers: Wire.headers(message, now) })
-      )
-      if (decoded._tag === "Success") return makeDelivery(handle, message, decoded.success)
-      yield* quarantine(handle, message, decoded.failure.message)
-      return undefined
+    return Effect.clockWith((clock) => {
+      const now = clock.currentTimeMillisUnsafe()
+      const decoded = Envelope.decodeWire({
+        topic: envelopeTopic,
+        payload: message.content,
+        headers: Wire.headers(message, now)
+      })
+      if (decoded._tag === "Success") return Effect.succeed(makeDelivery(handle, message, decoded.success))
+      return Effect.as(quarantine(handle, message, decoded.failure.message), undefined)
     })
   }
 
@@ -257,12 +259,13 @@ export const subscribe = (
       topic: envelope.topic,
       messageId: envelope.id
     }
-    return Effect.flatMap(confirms.send(target), (result) =>
-      Deferred.await(result).pipe(
-        Effect.as(undefined),
-        Effect.catch((error) => Effect.succeed(error))
+    return Effect.suspend(() => {
+      const outcome = Deferred.makeUnsafe<PublishError | undefined>()
+      return Effect.andThen(
+        confirms.send(target, (error) => Deferred.doneUnsafe(outcome, Effect.succeed(error))),
+        Deferred.await(outcome)
       )
-    )
+    })
   }
 
   function makeDelivery(handle: ChannelHandle, message: amqp.ConsumeMessage, envelope: Envelope.Envelope) {
