@@ -7,6 +7,8 @@
  * @since 0.1.0
  */
 
+/** Operator operations on the SQL outbox: counts, filtered listing, retry and park by id. */
+export * as OutboxAdmin from "./OutboxAdmin.ts"
 /** The outbox and inbox tables, their DDL, and the migration that creates them. */
 export * as OutboxSchema from "./OutboxSchema.ts"
 /** A pooled PostgreSQL client from `LOSSLESS_POSTGRES_URL`. */
