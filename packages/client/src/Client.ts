@@ -3,7 +3,7 @@
  * write Effect.
  *
  * ```ts
- * const client = await createClient({ plugins: [MemoryTransport.plugin, RabbitTransport.plugin] })
+ * const client = await createClient({ url: "amqp://guest:guest@127.0.0.1:5672" }) // loads @lossless/rabbitmq
  * await client.consume("orders", "billing", async (message) => { await bill(message.payload) })
  * await client.send("orders", { id: "o-1", total: 42 })
  * await client.close()
@@ -48,6 +48,7 @@ import {
   Schedule,
   Stream
 } from "effect"
+import * as Adapters from "./Adapters.ts"
 import { ClientClosed } from "./ClientError.ts"
 import { resolve, type TopicLike } from "./Topics.ts"
 
@@ -153,8 +154,13 @@ export interface ClientOptions {
    * @default `LOSSLESS_URL`, or `memory://` when it is unset
    */
   readonly url?: string | undefined
-  /** The adapters this program ships with; the URL's scheme picks one, e.g. `[MemoryTransport.plugin, RabbitTransport.plugin]`. */
-  readonly plugins: ReadonlyArray<TransportUrl.TransportPlugin>
+  /**
+   * The adapters this program ships with; the URL's scheme picks one, e.g.
+   * `[MemoryTransport.plugin, RabbitTransport.plugin]`. Without it, the
+   * scheme's package is loaded (`amqp://` → `@lossless/rabbitmq`, ...), and a
+   * missing one rejects with `AdapterMissing`.
+   */
+  readonly plugins?: ReadonlyArray<TransportUrl.TransportPlugin> | undefined
   readonly send?: SendSettings | undefined
   readonly transactional?: TransactionalSettings | undefined
   /**
@@ -392,7 +398,8 @@ const noop = () => {}
 
 /**
  * Connects to the transport named by `url` (or `LOSSLESS_URL`, or the
- * in-process broker) through the given plugins. Rejects with `InvalidUrl`,
+ * in-process broker) through the given plugins, or the scheme's package.
+ * Rejects with `AdapterMissing`, `InvalidUrl`,
  * `UnknownScheme` or `TransportUnavailable` when it cannot.
  */
 export const createClient = async (options: ClientOptions): Promise<Client> => {
@@ -401,7 +408,13 @@ export const createClient = async (options: ClientOptions): Promise<Client> => {
   // Read at each call, as Promise code expects of the environment (Effect's provider would cache it).
   const fromEnv = process.env[TransportUrl.envVar]
   const url = options.url ?? (fromEnv === undefined || fromEnv === "" ? TransportUrl.defaultUrl : fromEnv)
-  const transportLayer = TransportUrl.layer(options.plugins, Redacted.make(url))
+  const plugins = options.plugins ?? [
+    await Effect.runPromiseExit(Adapters.forUrl(url)).then((exit) => {
+      if (Exit.isSuccess(exit)) return exit.value
+      throw Cause.squash(exit.cause)
+    })
+  ]
+  const transportLayer = TransportUrl.layer(plugins, Redacted.make(url))
   const publisherLayer = Publisher.layer({
     attemptTimeout: sendSettings.attemptTimeout,
     maxInFlight: sendSettings.maxInFlight,

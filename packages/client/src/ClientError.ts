@@ -58,3 +58,16 @@ export class ClientClosed extends Schema.TaggedError<ClientClosed>()("ClientClos
     return `cannot ${this.operation}: the client is closed`
   }
 }
+
+/** The URL's scheme needs an adapter package that is not installed (and no plugin for it was passed). */
+export class AdapterMissing extends Schema.TaggedError<AdapterMissing>()("AdapterMissing", {
+  scheme: Schema.String,
+  package: Schema.String
+}) {
+  get retryable(): boolean {
+    return false
+  }
+  override get message(): string {
+    return `${this.scheme}:// URLs need ${this.package}: install it (npm install ${this.package}) or pass its plugin in \`plugins\``
+  }
+}

@@ -13,6 +13,8 @@
  * @since 0.1.0
  */
 
+/** The adapter package for a URL's scheme, loaded when no plugins are passed. */
+export * as Adapters from "./Adapters.ts"
 export {
   type CheckBack,
   type Client,

@@ -7,9 +7,11 @@ import { Message, Outbox } from "@lossless/core"
 import { MemoryTransport } from "@lossless/memory"
 import { OutboxSchema, SqlInbox, SqliteClient, SqlOutboxStore } from "@lossless/sql"
 import { Harness } from "@lossless/testkit"
-import { Effect, ManagedRuntime, Schema } from "effect"
+import { Cause, Effect, ManagedRuntime, Schema } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import {
+  AdapterMissing,
+  Adapters,
   type Client,
   ClientClosed,
   type ClientOptions,
@@ -387,5 +389,44 @@ describe("close", () => {
     expect((send as ClientClosed).retryable).toBe(false)
     expect(await rejectionOf(c.consume(jobs, "late", () => {}))).toBeInstanceOf(ClientClosed)
     expect(await rejectionOf(c.sendTransactional(jobs, { after: true }, async () => 1))).toBeInstanceOf(ClientClosed)
+  })
+})
+
+describe("createClient without plugins", () => {
+  it("loads the adapter of the URL's scheme: memory:// works out of the box", async () => {
+    const client = await createClient({ url: "memory://" })
+    try {
+      const handled: Array<string> = []
+      await client.consume("plain-orders", "billing", async (message) => {
+        handled.push((message.payload as { id: string }).id)
+      })
+      await client.send("plain-orders", { id: "o-1" })
+      for (let i = 0; i < 100 && handled.length === 0; i++) await new Promise((r) => setTimeout(r, 10))
+      expect(handled).toEqual(["o-1"])
+    } finally {
+      await client.close()
+    }
+  })
+
+  it("names the package to install when the scheme's adapter is missing", async () => {
+    const exit = await Effect.runPromiseExit(
+      Adapters.forUrl("kafka://127.0.0.1:9092", { kafka: "@lossless/kafka-not-installed" })
+    )
+    const error = exit._tag === "Failure" ? Cause.squash(exit.cause) : undefined
+    expect(error).toBeInstanceOf(AdapterMissing)
+    expect((error as AdapterMissing).message).toContain("npm install @lossless/kafka-not-installed")
+  })
+
+  it("finds the plugin in an installed adapter package", async () => {
+    const plugin = await Effect.runPromise(Adapters.forUrl("amqp://guest:guest@127.0.0.1:5672"))
+    expect(plugin.schemes).toContain("amqp")
+  })
+
+  it("rejects an unknown scheme with the schemes it knows", async () => {
+    const error = await createClient({ url: "carrier-pigeon://coop" }).then(
+      () => undefined,
+      (e: unknown) => e
+    )
+    expect(error).toBeInstanceOf(UnknownScheme)
   })
 })
