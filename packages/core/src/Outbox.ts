@@ -13,7 +13,8 @@
  * to be claimed again: a message can be published twice (dedupe removes the
  * duplicate), never lost. A row is claimable only when every older unsent row
  * with the same key is claimed in the same batch, so per-key order survives
- * retries and several relays. (Within one batch, a broker that confirms a
+ * retries, several relays and a relay with several batches in flight (a row
+ * stays claimed until its mark is written). (Within one batch, a broker that confirms a
  * later message of a key but fails an earlier one breaks that key's order;
  * brokers fail whole batches on connection loss, which keeps it.)
  *
@@ -78,9 +79,15 @@ export interface OutboxStore {
   ) => Effect.Effect<void, StoreUnavailable>
   /** Claims up to `limit` due pending or failed rows, oldest first, for `lease`; per-key order is kept. */
   readonly claim: (limit: number, lease: Duration.Duration) => Effect.Effect<ReadonlyArray<Claimed>, StoreUnavailable>
+  /**
+   * Marks rows the broker confirmed `sent`. The rows may come from several
+   * claims (a pipelined relay merges the marks of the batches confirmed
+   * meanwhile); each is marked only while its own claim still holds it.
+   */
   readonly markSent: (
     rows: ReadonlyArray<{ readonly id: string; readonly claim: string }>
   ) => Effect.Effect<void, StoreUnavailable>
+  /** Records failed attempts (`failed` until `retryAt`, or `parked`); like `markSent`, across claims. */
   readonly markFailed: (failures: ReadonlyArray<Failure>) => Effect.Effect<void, StoreUnavailable>
   /** A prepared row becomes pending; `false` if it is not prepared (decided before, or unknown). */
   readonly commit: (id: string) => Effect.Effect<boolean, StoreUnavailable>

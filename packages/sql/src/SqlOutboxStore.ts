@@ -19,6 +19,12 @@
  * claim is one UPDATE, which holds the database's write lock from its first
  * read to its last write, so claims never interleave.
  *
+ * **Batches.** On PostgreSQL `add` passes each column of a batch as one
+ * array parameter and `markSent` the (id, claim) pairs of any number of
+ * claims as two: one statement of fixed text per batch, prepared once per
+ * connection, instead of a parameter (and a longer statement) per row.
+ * SQLite, in process and without arrays, takes a row of parameters each.
+ *
  * **Time.** Every time (due, lease, created) is epoch milliseconds from the
  * Effect `Clock` of the caller, the clock the relay computes retry and
  * check-back times with, so tests can drive it with `TestClock`. Relays on
@@ -36,7 +42,7 @@
  * @since 0.1.0
  */
 import { type Envelope, MessageId, type Outbox, StoreUnavailable } from "@lossless/core"
-import { type Array as Arr, Clock, Duration, Effect, PubSub, type Queue, Schedule, type Scope, Stream } from "effect"
+import { Array as Arr, Clock, Duration, Effect, PubSub, type Queue, Schedule, type Scope, Stream } from "effect"
 import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import { type Dialect, dialectOf } from "./internal/dialect.ts"
 import { orUnavailable } from "./internal/transaction.ts"
@@ -70,9 +76,13 @@ export interface SqlOutboxStore extends Outbox.OutboxStore {
 /** Rows per INSERT or UPDATE: far below either database's parameter limit. */
 const chunkSize = 500
 
-const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
-  const out: Array<ReadonlyArray<A>> = []
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+/** Rows per PostgreSQL mark: two array parameters whatever the count, so only the statement's size bounds it. */
+const markChunkPg = 10_000
+
+const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<Arr.NonEmptyReadonlyArray<A>> => {
+  const out: Array<Arr.NonEmptyReadonlyArray<A>> = []
+  // Each slice starts below `items.length`: never empty.
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size) as unknown as Arr.NonEmptyArray<A>)
   return out
 }
 
@@ -268,6 +278,60 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
         (rows) => rows.length > 0
       )
 
+    /**
+     * PostgreSQL insert: each column travels as one array parameter, so the
+     * statement is the same text whatever the batch size (prepared once per
+     * connection) and the client encodes no per-row SQL. `ORDER BY ord` gives
+     * the rows their `seq` in the batch's order. An id stored before is left
+     * as it is, as in the memory store.
+     */
+    const insertPg = (envelopes: ReadonlyArray<Envelope.Envelope>, status: Outbox.Status, now: number) => {
+      const keys = envelopes.map((e) => e.key ?? null)
+      const deliverAts = envelopes.map((e) => (e.deliverAt === undefined ? null : BigInt(e.deliverAt)))
+      // An array of nulls alone has no type the driver can name; a NULL array unnests as nulls.
+      const orNull = <A>(values: ReadonlyArray<A | null>) => (values.some((v) => v !== null) ? values : null)
+      return sql`
+        INSERT INTO ${table} (id, topic, key, payload, headers, timestamp, deliver_at, status, attempts,
+                              next_attempt_at, created_at, claimed_until)
+        SELECT v.id, v.topic, v.key, v.payload, v.headers, v.timestamp, v.deliver_at, ${status}, 0,
+               ${BigInt(now)}, ${BigInt(now)}, 0
+        FROM unnest(
+          ${envelopes.map((e) => e.id)}::text[],
+          ${envelopes.map((e) => e.topic)}::text[],
+          ${orNull(keys)}::text[],
+          ${envelopes.map((e) => e.payload)}::bytea[],
+          ${envelopes.map((e) => JSON.stringify(e.headers))}::text[],
+          ${envelopes.map((e) => BigInt(e.timestamp))}::int8[],
+          ${orNull(deliverAts)}::int8[]
+        ) WITH ORDINALITY AS v(id, topic, key, payload, headers, timestamp, deliver_at, ord)
+        ORDER BY v.ord
+        ON CONFLICT (id) DO NOTHING RETURNING id`
+    }
+
+    /** Insert with a row of parameters per envelope (SQLite). An id stored before is left as it is. */
+    const insertRows = (
+      envelopes: Arr.NonEmptyReadonlyArray<Envelope.Envelope>,
+      status: Outbox.Status,
+      now: number
+    ) => {
+      const rows = Arr.map(envelopes, (e) => ({
+        id: e.id,
+        topic: e.topic,
+        key: e.key ?? null,
+        payload: e.payload,
+        headers: JSON.stringify(e.headers),
+        timestamp: e.timestamp,
+        deliver_at: e.deliverAt ?? null,
+        status,
+        attempts: 0,
+        next_attempt_at: now,
+        created_at: now,
+        claimed_until: 0
+      }))
+      return sql`INSERT INTO ${table} ${sql.insert(rows)}
+                 ON CONFLICT (id) DO NOTHING RETURNING id`
+    }
+
     const token = MessageId.make
 
     const store: SqlOutboxStore = {
@@ -279,29 +343,13 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
         Effect.gen(function* () {
           if (envelopes.length === 0) return
           const now = yield* Clock.currentTimeMillis
-          const rows = envelopes.map((e) => ({
-            id: e.id,
-            topic: e.topic,
-            key: e.key ?? null,
-            payload: e.payload,
-            headers: JSON.stringify(e.headers),
-            timestamp: e.timestamp,
-            deliver_at: e.deliverAt ?? null,
-            status,
-            attempts: 0,
-            next_attempt_at: now,
-            created_at: now,
-            claimed_until: 0
-          }))
-          // An id stored before is left as it is, as in the memory store.
-          const insert = (chunk: ReadonlyArray<(typeof rows)[number]>) =>
-            sql`INSERT INTO ${table} ${sql.insert(chunk as Arr.NonEmptyReadonlyArray<(typeof rows)[number]>)}
-                ON CONFLICT (id) DO NOTHING RETURNING id`
           // Prepared rows wait for commit: nothing for a relay to do yet.
           const wake = status === "pending"
-          yield* lift(
-            atomically(chunks(rows, chunkSize).map((chunk) => (wake ? changedAny(insert(chunk)) : insert(chunk))))
-          )
+          const statements = chunks(envelopes, chunkSize).map((chunk) => {
+            const insert = pg ? insertPg(chunk, status, now) : insertRows(chunk, status, now)
+            return wake ? changedAny(insert) : insert
+          })
+          yield* lift(atomically(statements))
           if (wake) yield* wakeLocal
         }).pipe(Effect.withSpan("SqlOutboxStore.add", { attributes: { count: envelopes.length } })),
 
@@ -320,6 +368,16 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
         Effect.gen(function* () {
           if (sent.length === 0) return
           const now = yield* Clock.currentTimeMillis
+          if (pg) {
+            // Rows of any number of claims in one statement: the (id, claim) pairs travel as two arrays.
+            const statements = chunks(sent, markChunkPg).map(
+              (chunk) =>
+                sql`UPDATE ${table} AS o SET status = 'sent', attempts = o.attempts + 1, claim = NULL, sent_at = ${now}
+                    FROM unnest(${chunk.map((r) => r.id)}::text[], ${chunk.map((r) => r.claim)}::text[]) AS v(id, claim)
+                    WHERE o.id = v.id AND o.claim = v.claim`
+            )
+            return yield* lift(atomically(statements))
+          }
           // One claim token per batch: one UPDATE per claim and chunk, not per row.
           const byClaim = new Map<string, Array<string>>()
           for (const { id, claim } of sent) {

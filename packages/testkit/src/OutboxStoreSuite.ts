@@ -138,6 +138,39 @@ export const run = ({ name, make, handles, concurrency }: OutboxStoreSuiteOption
       })
     )
 
+    it.effect("marks rows of several claims in one call, each only with the claim that holds it", () =>
+      Effect.gen(function* () {
+        const store = yield* setup
+        const batch = Array.from({ length: 6 }, (_, i) => envelope(topic, { payload: String(i) }))
+        yield* store.add(batch, "pending")
+        // Three batches in flight at once, as a pipelined relay holds them.
+        const [first, second, third] = [
+          yield* store.claim(2, lease),
+          yield* store.claim(2, lease),
+          yield* store.claim(2, lease)
+        ]
+        expect(new Set([first, second, third].map((rows) => rows[0]?.claim)).size).toBe(3)
+        const mark = (rows: ReadonlyArray<Outbox.Claimed>) => rows.map((r) => ({ id: r.envelope.id, claim: r.claim }))
+        // The third batch's first row under the first batch's claim: not its claim, so left alone.
+        yield* store.markSent([
+          ...mark(first!),
+          ...mark(second!),
+          { id: third![0]!.envelope.id, claim: first![0]!.claim }
+        ])
+        expect(ids(yield* store.list("sent", 10))).toEqual(batch.slice(0, 4).map((e) => e.id))
+        yield* store.markFailed(
+          third!.map((r, i) => ({
+            id: r.envelope.id,
+            claim: r.claim,
+            error: "nack",
+            retryAt: i === 0 ? at(5) : undefined
+          }))
+        )
+        expect(ids(yield* store.list("failed", 10))).toEqual([batch[4]!.id])
+        expect(ids(yield* store.list("parked", 10))).toEqual([batch[5]!.id])
+      })
+    )
+
     it.effect("a failed row waits for its retry time; without one it is parked", () =>
       Effect.gen(function* () {
         const store = yield* setup

@@ -23,7 +23,7 @@ import {
 import { MemoryTransport } from "@lossless/memory"
 import { SqlInbox, SqlOutbox, type SqlOutboxStore } from "@lossless/sql"
 import { Faulty, Harness, OutboxStoreSuite } from "@lossless/testkit"
-import { Clock, Duration, Effect, Layer, Schedule, Schema } from "effect"
+import { Clock, Duration, Effect, Layer, Result, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import type { Database, Env } from "./Databases.ts"
@@ -260,6 +260,88 @@ export const run = (db: Database): void => {
         keyOrderKept(handled, keys)
       }).pipe(Effect.provide(withLatency))
     })
+
+    it.effect(
+      "two running relays, each with several batches in flight, publish every row once in each key's order",
+      () => {
+        const { layer, control } = transport()
+        // Per key: rows published so far, and whether a row went out while an older one of its key was unconfirmed.
+        const confirmed = new Set<string>()
+        const keyOf = new Map<string, { key: string; n: number }>()
+        const violations: Array<string> = []
+        let inFlight = 0
+        let maxInFlight = 0
+        const observed = Layer.effect(
+          Transport.Transport,
+          Effect.map(Transport.Transport, (inner) =>
+            Transport.Transport.of({
+              ...inner,
+              publish: (envelopes) =>
+                Effect.gen(function* () {
+                  const inCall = new Set<string>()
+                  for (const e of envelopes) {
+                    const mine = keyOf.get(e.id)!
+                    for (const [id, other] of keyOf) {
+                      if (other.key === mine.key && other.n < mine.n && !confirmed.has(id) && !inCall.has(id)) {
+                        violations.push(`#${mine.n} before #${other.n}`)
+                      }
+                    }
+                    inCall.add(e.id)
+                  }
+                  maxInFlight = Math.max(maxInFlight, ++inFlight)
+                  // A broker round trip, so batches overlap.
+                  yield* realSleep(2)
+                  const results = yield* inner.publish(envelopes)
+                  results.forEach((r, i) => {
+                    if (Result.isSuccess(r)) confirmed.add(envelopes[i]!.id)
+                  })
+                  inFlight--
+                  return results
+                })
+            })
+          )
+        ).pipe(Layer.provideMerge(layer))
+        return Effect.gen(function* () {
+          yield* declare
+          const env = yield* db.env
+          const a = yield* storeOn(env)
+          const b = yield* storeOn(env, yield* env.connect)
+          const handled = yield* consume
+          const total = 400
+          const keys = Array.from({ length: 40 }, (_, k) => `c-${k}`)
+          for (let i = 0; i < total; i += 50) {
+            const batch = Array.from({ length: 50 }, (_, j) => ({
+              payload: { id: `o-${i + j}`, n: i + j },
+              key: keys[(i + j) % keys.length]!
+            }))
+            yield* env.sql
+              .withTransaction(Publisher.sendBatch(Orders, batch))
+              .pipe(Effect.provide(outboxPublisher(a)), Effect.orDie)
+          }
+          for (const row of yield* Effect.orDie(a.list("pending", total))) {
+            keyOf.set(row.envelope.id, { key: row.envelope.key!, n: keyOf.size })
+          }
+          yield* Effect.all([statsOf(a), statsOf(b)])
+          for (const store of [a, b]) {
+            yield* Effect.forkScoped(OutboxRelay.run({ store, batchSize: 8, maxInFlight: 32, sweepInterval: "1 hour" }))
+          }
+          yield* waitUntil(
+            "every row sent",
+            Effect.map(statsOf(a), (s) => s.sent === total),
+            20_000
+          )
+          expect(maxInFlight).toBeGreaterThan(1)
+          expect(violations.slice(0, 5)).toEqual([])
+          expect(control.published()).toBe(total)
+          yield* waitUntil("every message handled", () => handled.length >= total)
+          Harness.assertExactlyOnce(
+            Array.from({ length: total }, (_, i) => `o-${i}`),
+            handled.map((h) => h.id)
+          )
+          keyOrderKept(handled, keys)
+        }).pipe(Effect.provide(observed))
+      }
+    )
 
     it.effect("while the broker is down rows pile up, then all drain once it is back, none lost", () => {
       let down = true
