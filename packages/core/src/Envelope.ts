@@ -12,6 +12,7 @@
 import { Effect, Result } from "effect"
 import { MalformedEnvelope } from "./Errors.ts"
 import * as Headers from "./Headers.ts"
+import * as MessageId from "./MessageId.ts"
 import { envelopeSchema } from "./internal/envelopeSchema.ts"
 
 /** A message as bytes and headers. */
@@ -72,19 +73,26 @@ export const withHeaders = (envelope: Envelope, headers: Readonly<Record<string,
 })
 
 /**
+ * The time a UUIDv7 id carries, when the id is one: a message whose id and
+ * timestamp agree (every id Lossless makes) needs no timestamp header.
+ */
+export const impliedTimestamp = (id: string | undefined): number | undefined =>
+  id !== undefined && MessageId.isUuidV7(id) ? MessageId.timestampOf(id) : undefined
+
+/**
  * The headers to put on a broker message: the envelope's headers plus the
- * reserved ones for id, timestamp, key and delivery time. An adapter that
- * carries the id in a broker field of its own (and gives it back to
- * `fromWire` as the header) passes `{ id: false }`.
+ * reserved ones for id, timestamp, key and delivery time. The timestamp is
+ * left out when the id already carries it (a UUIDv7 made at that time). An
+ * adapter that carries the id in a broker field of its own (and gives it back
+ * to `fromWire` as the header) passes `{ id: false }`.
  */
 export const toWireHeaders = (
   envelope: Envelope,
   options?: { readonly id?: boolean | undefined }
 ): Record<string, string> => {
-  const wire: Record<string, string> =
-    options?.id === false
-      ? { ...envelope.headers, [Headers.Timestamp]: String(envelope.timestamp) }
-      : { ...envelope.headers, [Headers.MessageId]: envelope.id, [Headers.Timestamp]: String(envelope.timestamp) }
+  const wire: Record<string, string> = { ...envelope.headers }
+  if (options?.id !== false) wire[Headers.MessageId] = envelope.id
+  if (impliedTimestamp(envelope.id) !== envelope.timestamp) wire[Headers.Timestamp] = String(envelope.timestamp)
   if (envelope.key !== undefined) wire[Headers.Key] = envelope.key
   if (envelope.deliverAt !== undefined) wire[Headers.DeliverAt] = String(envelope.deliverAt)
   return wire
@@ -116,7 +124,8 @@ export const decodeWire = (wire: Wire): Result.Result<Envelope, MalformedEnvelop
   if (id === undefined || id === "") {
     return Result.fail(new MalformedEnvelope({ topic: wire.topic, reason: `missing header ${Headers.MessageId}` }))
   }
-  const timestamp = numeric(wire.headers[Headers.Timestamp])
+  const stamped = wire.headers[Headers.Timestamp]
+  const timestamp = stamped === undefined ? (impliedTimestamp(id) ?? Number.NaN) : numeric(stamped)
   if (!Number.isFinite(timestamp)) {
     return Result.fail(
       new MalformedEnvelope({ topic: wire.topic, reason: `missing or invalid header ${Headers.Timestamp}` })

@@ -49,7 +49,8 @@ export const headers = (message: amqp.Message, receivedAt: number): Record<strin
   if (out[Headers.MessageId] === undefined && typeof messageId === "string" && messageId !== "") {
     out[Headers.MessageId] = messageId
   }
-  if (out[Headers.Timestamp] === undefined) {
+  // Lossless ids carry their time (see `Envelope.toWireHeaders`); other producers' messages get the AMQP one.
+  if (out[Headers.Timestamp] === undefined && Envelope.impliedTimestamp(out[Headers.MessageId]) === undefined) {
     out[Headers.Timestamp] = String(typeof timestamp === "number" ? timestamp * 1000 : receivedAt)
   }
   return out
