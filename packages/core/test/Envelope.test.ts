@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { Envelope, Headers, MalformedEnvelope } from "../src/index.ts"
+import { Envelope, Headers, MalformedEnvelope, MessageId } from "../src/index.ts"
 
 const payload = new TextEncoder().encode('{"id":"o-1"}')
 
@@ -179,4 +179,35 @@ describe("Envelope attempts and headers", () => {
     expect(base.headers).toEqual({ a: "1", b: "2" })
     expect(next.id).toBe("a")
   })
+})
+
+describe("Envelope wire timestamp", () => {
+  it.effect("a UUIDv7 id made at the message's time carries it: no timestamp header, and the time comes back", () =>
+    Effect.gen(function* () {
+      const timestamp = 1_763_700_000_123
+      const envelope = Envelope.make({
+        id: MessageId.fromMillis(timestamp),
+        topic: "orders",
+        payload: new Uint8Array([1]),
+        timestamp
+      })
+      const wire = Envelope.toWireHeaders(envelope)
+      expect(wire[Headers.Timestamp]).toBeUndefined()
+      const back = yield* Envelope.fromWire({ topic: "orders", payload: envelope.payload, headers: wire })
+      expect(back.timestamp).toBe(timestamp)
+      expect(back.id).toBe(envelope.id)
+    })
+  )
+
+  it.effect("any other id keeps the header: a business key, or a UUIDv7 of another time", () =>
+    Effect.gen(function* () {
+      for (const id of ["order-17", MessageId.fromMillis(1_000)]) {
+        const envelope = Envelope.make({ id, topic: "orders", payload: new Uint8Array([1]), timestamp: 2_000 })
+        const wire = Envelope.toWireHeaders(envelope)
+        expect(wire[Headers.Timestamp]).toBe("2000")
+        const back = yield* Envelope.fromWire({ topic: "orders", payload: envelope.payload, headers: wire })
+        expect(back.timestamp).toBe(2_000)
+      }
+    })
+  )
 })
