@@ -40,6 +40,7 @@ import {
   Clock,
   Duration,
   Effect,
+  Exit,
   FiberSet,
   Layer,
   Metric,
@@ -49,10 +50,14 @@ import {
   Schedule,
   type Scope,
   Semaphore,
-  Stream
+  Stream,
+  type Tracer
 } from "effect"
+import type { Envelope } from "./Envelope.ts"
 import { PublishTimeout, type StoreUnavailable } from "./Errors.ts"
 import type { CheckBack } from "./HalfMessage.ts"
+import * as Headers from "./Headers.ts"
+import * as Observability from "./Observability.ts"
 import type { Claimed, Failure, OutboxStore } from "./Outbox.ts"
 import * as RetryPolicy from "./RetryPolicy.ts"
 import { type PublishResult, Transport } from "./Transport.ts"
@@ -101,6 +106,12 @@ export interface RelayOptions {
    * @default 1 second
    */
   readonly sweepInterval?: Duration.Input | undefined
+  /**
+   * With observability on, how often the store's depth (rows waiting to be
+   * published) and the age of its oldest unsent row are sampled into gauges.
+   * @default 15 seconds
+   */
+  readonly statsInterval?: Duration.Input | undefined
   /** Called when a row is parked (alerting). */
   readonly onPark?: ((row: Claimed, error: string) => Effect.Effect<void>) | undefined
   /** Check-backs for undecided half messages, by topic. */
@@ -133,6 +144,29 @@ export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.min([
 const relayed = Metric.counter("lossless_outbox_relayed_total", { incremental: true })
 const relayFailures = Metric.counter("lossless_outbox_failures_total", { incremental: true })
 const parkedCounter = Metric.counter("lossless_outbox_parked_total", { incremental: true })
+const depthGauge = Metric.gauge("lossless_outbox_depth", {
+  description: "Outbox rows waiting to be published (pending or failed, awaiting a retry)"
+})
+const oldestGauge = Metric.gauge("lossless_outbox_oldest_age_millis", {
+  description: "Age of the oldest outbox row not yet sent"
+})
+const parkedGauge = Metric.gauge("lossless_outbox_parked", { description: "Outbox rows parked, awaiting an operator" })
+
+/** Samples the store's counts into the gauges. */
+const sampleStats = (store: OutboxStore) =>
+  Effect.flatMap(store.stats, (stats) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.all(
+        [
+          Metric.update(depthGauge, stats.pending + stats.failed),
+          Metric.update(oldestGauge, stats.oldestUnsentAt === undefined ? 0 : Math.max(0, now - stats.oldestUnsentAt)),
+          Metric.update(parkedGauge, stats.parked)
+        ],
+        { discard: true }
+      )
+    )
+  )
+
 const relayLag = Metric.histogram("lossless_outbox_relay_lag_millis", {
   boundaries: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000]
 })
@@ -164,6 +198,34 @@ const steps = (options: RelayOptions) =>
     const checkInterval = Duration.toMillis(options.checkInterval ?? "1 minute")
     const maxChecks = Math.max(1, options.maxChecks ?? 15)
     const checkBacks = new Map((options.checkBacks ?? []).map((c) => [c.topic, c]))
+    const observed = yield* Observability.Enabled
+    const relaySpan = (envelope: Envelope) =>
+      Effect.makeSpan("lossless.relay", {
+        kind: "producer",
+        parent: Observability.parentOf(envelope),
+        attributes: Observability.attributes(transport.name, envelope.topic, {
+          "messaging.operation.type": "send",
+          "messaging.message.id": envelope.id,
+          "lossless.outbox": true
+        })
+      })
+    const traced = (envelope: Envelope, span: Tracer.Span | undefined): Envelope =>
+      span === undefined
+        ? envelope
+        : {
+            ...envelope,
+            headers: { ...envelope.headers, [Headers.Traceparent]: Observability.formatTraceparent(span) }
+          }
+    const endSpans = (spans: ReadonlyArray<Tracer.Span>, results: ReadonlyArray<PublishResult>) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          const end = clock.currentTimeNanosUnsafe()
+          spans.forEach((span, i) => {
+            const result = results[i]
+            span.end(end, result !== undefined && Result.isSuccess(result) ? Exit.void : Exit.fail(result?.failure))
+          })
+        })
+      )
     const park = (row: Claimed, error: string) =>
       Effect.andThen(
         Effect.logError(`lossless: parked outbox message ${row.envelope.id} on ${row.envelope.topic}: ${error}`),
@@ -192,9 +254,15 @@ const steps = (options: RelayOptions) =>
               new PublishTimeout({ topic: r.envelope.topic, messageId: r.envelope.id, timeoutMillis: deadline })
             )
           )
+        // With observability on, each row is published inside a `lossless.relay` span, a child of its send,
+        // and carries that span onwards, so the receive continues the same trace.
+        const spans = observed ? yield* Effect.forEach(rows, (r) => relaySpan(r.envelope)) : undefined
+        const envelopes =
+          spans === undefined ? rows.map((r) => r.envelope) : rows.map((r, i) => traced(r.envelope, spans[i]))
         const results = yield* transport
-          .publish(rows.map((r) => r.envelope))
+          .publish(envelopes)
           .pipe(Effect.timeoutOrElse({ duration: Duration.millis(deadline), orElse: () => Effect.succeed(timedOut()) }))
+        if (spans !== undefined) yield* endSpans(spans, results)
         const now = yield* Clock.currentTimeMillis
         const sent: Array<Claimed> = []
         const failures: Array<Failure> = []
@@ -321,6 +389,10 @@ export const run = (options: RelayOptions): Effect.Effect<never, never, Transpor
     const wakes = yield* Effect.forEach(Array.from({ length: relay.claimers }), () => Queue.sliding<void>(1))
     const wakeAll = Effect.forEach(wakes, (q) => Queue.offer(q, undefined), { discard: true })
     yield* Effect.forkScoped(Stream.runForEach(options.store.wakeups, () => wakeAll))
+    if (yield* Observability.Enabled) {
+      const sample = Effect.catch(sampleStats(options.store), warn("reading the outbox's counts failed"))
+      yield* Effect.forkScoped(Effect.repeat(sample, Schedule.spaced(options.statsInterval ?? "15 seconds")))
+    }
 
     // A permit per row claimed and not yet marked.
     const inFlight = yield* Semaphore.make(relay.maxInFlight)
