@@ -416,35 +416,48 @@ export const start = <A, E, R>(
       store: Dedupe.DedupeStore,
       deliveries: ReadonlyArray<Delivery>
     ): Effect.Effect<ReadonlyArray<Job<A>>> =>
-      Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        // In delivery order; the due ones are replaced by their prepared jobs below.
         const jobs: Array<Job<A>> = []
-        const claimed: Array<Job<A>> = []
-        const keys: Array<string> = []
+        const due: Array<Delivery> = []
+        const dueAt: Array<number> = []
         for (const delivery of deliveries) {
           const envelope = delivery.envelope
           const later =
             !transport.capabilities.delayedDelivery && envelope.deliverAt !== undefined && envelope.deliverAt > now
-          if (later || !delivery.settleable()) {
-            jobs.push({ delivery })
-            continue
+          if (!later && delivery.settleable()) {
+            due.push(delivery)
+            dueAt.push(jobs.length)
           }
-          const decoded = yield* Effect.result(Message.decode(topic, envelope))
-          if (decoded._tag === "Failure") {
-            jobs.push({ delivery, decoded })
-            continue
-          }
-          const key = Dedupe.storeKey(group, dedupe.key(decoded.success as Message.Message<unknown>))
-          const job: Job<A> = { delivery, decoded, key }
-          jobs.push(job)
-          claimed.push(job)
-          keys.push(key)
+          jobs.push({ delivery })
         }
-        if (keys.length === 0) return jobs
-        // Not interrupted between the store's answer and recording it: every claim taken is known, to give back.
-        yield* Effect.uninterruptible(
-          Effect.tap(Effect.result(Dedupe.claimAll(store, keys, dedupe.lease)), (claims) =>
-            Effect.sync(() => {
+        if (due.length === 0) return Effect.succeed(jobs)
+        // The default key is the message id: no need to decode the payload to know it.
+        const keyed: Effect.Effect<ReadonlyArray<Job<A>>> = dedupe.byId
+          ? Effect.succeed(due.map((delivery) => ({ delivery, key: Dedupe.storeKey(group, delivery.envelope.id) })))
+          : Effect.forEach(due, (delivery) =>
+              Effect.map(
+                Effect.result(Message.decode(topic, delivery.envelope)),
+                (decoded): Job<A> =>
+                  decoded._tag === "Failure"
+                    ? { delivery, decoded }
+                    : {
+                        delivery,
+                        decoded,
+                        key: Dedupe.storeKey(group, dedupe.key(decoded.success as Message.Message<unknown>))
+                      }
+              )
+            )
+        return Effect.flatMap(keyed, (prepared) => {
+          const claimed = prepared.filter((job) => job.key !== undefined)
+          prepared.forEach((job, i) => {
+            jobs[dueAt[i] as number] = job
+          })
+          if (claimed.length === 0) return Effect.succeed(jobs)
+          const keys = claimed.map((job) => job.key as string)
+          // Not interrupted between the store's answer and recording it: every claim taken is known, to give back.
+          return Effect.uninterruptible(
+            Effect.map(Effect.result(Dedupe.claimAll(store, keys, dedupe.lease)), (claims) => {
               for (let i = 0; i < claimed.length; i++) {
                 const job = claimed[i] as { claim?: Job<A>["claim"] }
                 job.claim =
@@ -453,10 +466,10 @@ export const start = <A, E, R>(
                     : Result.succeed(claims.success[i] ?? { _tag: "Busy" as const })
                 claimedAhead.add(job as Job<A>)
               }
+              return jobs
             })
           )
-        )
-        return jobs
+        })
       })
 
     /** Gives back a claim taken ahead for a delivery that will not be handled now. */

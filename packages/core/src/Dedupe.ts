@@ -150,6 +150,8 @@ export interface DedupeOptions {
 export interface Resolved {
   readonly store: DedupeStore | Inbox
   readonly key: (message: Message<unknown>) => string
+  /** The key is the message id: known without decoding the payload. */
+  readonly byId: boolean
   readonly lease: Duration.Duration
   readonly ttl: Duration.Duration
   readonly busyDelay: Duration.Duration
@@ -160,6 +162,7 @@ export interface Resolved {
 export const resolve = (options: DedupeOptions): Resolved => ({
   store: options.store,
   key: options.key ?? ((message) => message.id),
+  byId: options.key === undefined,
   lease: Duration.fromInputUnsafe(options.lease ?? "5 minutes"),
   ttl: Duration.fromInputUnsafe(options.ttl ?? "24 hours"),
   busyDelay: Duration.fromInputUnsafe(options.busyDelay ?? "1 second"),
