@@ -12,8 +12,8 @@
 import { Effect, Result } from "effect"
 import { MalformedEnvelope } from "./Errors.ts"
 import * as Headers from "./Headers.ts"
-import * as MessageId from "./MessageId.ts"
 import { envelopeSchema } from "./internal/envelopeSchema.ts"
+import * as MessageId from "./MessageId.ts"
 
 /** A message as bytes and headers. */
 export interface Envelope {
