@@ -15,7 +15,7 @@
  */
 import type { Vitest } from "@effect/vitest"
 import { layer } from "@effect/vitest"
-import type { Capabilities, Transport } from "@lossless/core"
+import type { Capabilities, HalfMessage, Transport } from "@lossless/core"
 import type { Duration, Layer } from "effect"
 import { consumerRuntimeCases } from "./cases/consumerRuntime.ts"
 import { deadLetterCases } from "./cases/deadLetter.ts"
@@ -50,6 +50,25 @@ export interface ConformanceOptions {
    * @default "300 millis"
    */
   readonly quietPeriod?: Duration.Input
+  /**
+   * The transport's native half messages, for a transport whose capabilities
+   * say `halfMessages: true`: the half-message cases then run through them as
+   * well as through the outbox.
+   */
+  readonly halfMessages?: NativeHalfMessages
+}
+
+/** A transport's own half messages, as the half-message cases drive them. */
+export interface NativeHalfMessages {
+  /** Half messages whose undecided messages the broker settles by asking `checkBacks`. */
+  readonly layer: (checkBacks: ReadonlyArray<HalfMessage.CheckBack>) => Layer.Layer<HalfMessage.HalfMessages, unknown>
+  /**
+   * Half messages that stop right after the local transaction, as a process
+   * that dies there: neither commit nor rollback reaches the broker.
+   */
+  readonly crashingAfterLocal: Layer.Layer<HalfMessage.HalfMessages, unknown>
+  /** How many times the broker asks a check-back that keeps answering `unknown` before it discards the message. */
+  readonly maxChecks: number
 }
 
 /** What each case file receives. */
@@ -58,6 +77,8 @@ export interface Suite {
   readonly capabilities: Capabilities.Capabilities
   readonly receiveTimeout: Duration.Input
   readonly quietPeriod: Duration.Input
+  /** The transport's native half messages, when it has them. */
+  readonly halfMessages: NativeHalfMessages | undefined
   /** Registers a case that needs `capability`; skipped, visibly, when the transport lacks it. */
   readonly requiring: (
     capability: keyof Capabilities.Capabilities | boolean,
@@ -75,6 +96,7 @@ export const run = (options: ConformanceOptions): void => {
         capabilities: options.capabilities,
         receiveTimeout: options.receiveTimeout ?? "10 seconds",
         quietPeriod: options.quietPeriod ?? "300 millis",
+        halfMessages: options.halfMessages,
         requiring: (capability, label) => {
           const has = typeof capability === "boolean" ? capability : Boolean(options.capabilities[capability])
           if (has) return it.effect
