@@ -3,8 +3,8 @@
  * JSON with every round (`latest.json`), and an SVG bar chart of throughput
  * (`latest.svg`), written by hand so the harness needs nothing but Node.
  */
-import type { MinRatio, ScenarioResult } from "./Runner.ts"
-import { latencyMeaning, type Mode } from "./Scenario.ts"
+import type { MinRatio, Relative, ScenarioResult } from "./Runner.ts"
+import { formatRate, latencyMeaning, type Mode, type Skip } from "./Scenario.ts"
 import * as Stats from "./Stats.ts"
 import type { Kind } from "./targets/Target.ts"
 
@@ -14,6 +14,8 @@ export interface TargetStatus {
   readonly description: string
   readonly available: boolean
   readonly reason: string | undefined
+  /** For a peer library: where its guarantees differ from Lossless's. */
+  readonly note?: string | undefined
 }
 
 export interface RunReport {
@@ -31,6 +33,8 @@ export interface RunReport {
   readonly warmupRounds: number
   readonly rounds: number
   readonly targets: ReadonlyArray<TargetStatus>
+  /** What the plan left out in this mode, and why (targets that did not answer are in `targets`). */
+  readonly skipped: ReadonlyArray<Skip>
   readonly results: ReadonlyArray<ScenarioResult>
 }
 
@@ -39,6 +43,23 @@ const ms = (n: number): string => (Number.isFinite(n) ? n.toFixed(n < 10 ? 3 : n
 const mib = (n: number): string => (Number.isFinite(n) ? (Math.abs(n) < 0.05 ? 0 : n).toFixed(1) : "-")
 const pct = (fraction: number): string => (Number.isFinite(fraction) ? `±${(fraction * 100).toFixed(1)} %` : "-")
 const times = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : "-")
+
+/**
+ * A ratio judged against `limit`, with as many decimals as it takes for the
+ * printed figure to fall on the side of the limit the verdict says (0.795
+ * against 0.8 prints "0.795×", not "0.80×").
+ */
+export const timesAgainst = (n: number, limit: number): string => {
+  if (!Number.isFinite(n)) return "-"
+  for (let digits = 2; digits < 6; digits++) {
+    const shown = Number(n.toFixed(digits))
+    if (shown >= limit === n >= limit) return `${n.toFixed(digits)}×`
+  }
+  return `${n}×`
+}
+
+const kib = (bytes: number): string =>
+  Number.isFinite(bytes) ? (bytes / 1024).toFixed(bytes < 10 * 1024 ? 2 : 1) : "-"
 
 const percent = (fraction: number): string => `${Number((fraction * 100).toFixed(1))} %`
 
@@ -57,10 +78,16 @@ const costCell = (r: ScenarioResult): string | undefined => {
  * "vs baseline" column); "≥8× vs naive (9.10×): met" against another, with the ratio.
  */
 const minRatioCell = (q: MinRatio, label: Label): string => {
-  const measured = q.ratio === undefined ? "" : ` (${times(q.ratio.median)})`
+  const measured = q.ratio === undefined ? "" : ` (${timesAgainst(q.ratio.median, q.atLeast)})`
   const versus = q.ownReference ? "" : ` vs ${label(q.versus)}${measured}`
   return `≥${Number(q.atLeast.toFixed(3))}×${versus}: ${verdict(q.met, q.straddles)}`
 }
+
+/** "0.93× (0.90–0.97) vs <label>": a ratio for information, against another scenario of the comparison. */
+const relativeCell = (q: Relative, label: Label): string =>
+  q.ratio === undefined
+    ? `- vs ${label(q.versus)}`
+    : `${times(q.ratio.median)} (${q.ratio.min.toFixed(2)}–${q.ratio.max.toFixed(2)}) vs ${label(q.versus)}`
 
 const requirementText = (r: ScenarioResult, label: Label): string =>
   [costCell(r), ...r.atLeast.map((q) => minRatioCell(q, label))].filter((c) => c !== undefined).join("; ")
@@ -120,6 +147,18 @@ const columns: ReadonlyArray<Column> = [
     cell: (r) =>
       r.scenario.operation === "publish" || r.scenario.operation === "outbox" ? "-" : String(r.scenario.prefetch)
   },
+  {
+    title: "conc.",
+    right: true,
+    cell: (r) => (r.scenario.concurrency === undefined ? "-" : String(r.scenario.concurrency)),
+    optional: (r) => r.scenario.concurrency !== undefined
+  },
+  {
+    title: "offered",
+    right: true,
+    cell: (r) => (r.scenario.rate === undefined ? "-" : formatRate(r.scenario.rate)),
+    optional: (r) => r.scenario.rate !== undefined
+  },
   { title: "msg/s", right: true, cell: (r) => (r.error === undefined ? rate(r.throughput.median) : "FAILED") },
   { title: "spread", right: true, cell: (r) => pct(Stats.relativeSpread(r.throughput)) },
   {
@@ -135,6 +174,12 @@ const columns: ReadonlyArray<Column> = [
     }
   },
   {
+    title: "also vs",
+    right: false,
+    cell: (r, _reference, label) => r.relative.map((q) => relativeCell(q, label)).join("; "),
+    optional: (r) => r.relative.length > 0
+  },
+  {
     title: "requirement",
     right: false,
     cell: (r, _reference, label) => requirementText(r, label),
@@ -148,14 +193,21 @@ const columns: ReadonlyArray<Column> = [
   {
     title: "latency",
     right: false,
-    cell: (r) => latencyMeaning[r.scenario.operation],
-    optional: (r) => r.scenario.operation !== "publish-consume"
+    cell: (r) => (r.scenario.rate === undefined ? latencyMeaning[r.scenario.operation] : "due→handler"),
+    optional: (r) => r.scenario.operation !== "publish-consume" || r.scenario.rate !== undefined
   },
   { title: "p50 ms", right: true, cell: (r) => ms(r.latencyMs.p50) },
   { title: "p95 ms", right: true, cell: (r) => ms(r.latencyMs.p95) },
   { title: "p99 ms", right: true, cell: (r) => ms(r.latencyMs.p99) },
   { title: "max ms", right: true, cell: (r) => ms(r.latencyMs.max) },
   { title: "heap Δ MiB", right: true, cell: (r) => mib(r.heapPeakDeltaMiB) },
+  {
+    title: "KiB/in-flight",
+    right: true,
+    // With a handful in flight the figure is the round's garbage, not what a message holds.
+    cell: (r) => (r.peakInFlight >= 100 ? kib(r.heapPerInFlightBytes) : "-"),
+    optional: (r) => r.peakInFlight >= 1000 && r.scenario.rate === undefined
+  },
   { title: "retained MiB", right: true, cell: (r) => mib(r.heapRetainedMiB) },
   { title: "RSS MiB", right: true, cell: (r) => mib(r.rssPeakMiB) }
 ]
@@ -193,7 +245,7 @@ const minRatioLine = (r: ScenarioResult, q: MinRatio, label: Label): string => {
     return `- ${r.scenario.label}: no ratio to ${label(q.versus)}, so its requirement (${required}) was not checked`
   }
   return (
-    `- ${r.scenario.label} reaches ${times(q.ratio.median)} ${label(q.versus)}'s throughput (rounds ` +
+    `- ${r.scenario.label} reaches ${timesAgainst(q.ratio.median, q.atLeast)} ${label(q.versus)}'s throughput (rounds ` +
     `${q.ratio.min.toFixed(2)}–${q.ratio.max.toFixed(2)}; required ${required}): ${verdict(q.met, q.straddles)}`
   )
 }
@@ -218,6 +270,65 @@ const costLines = (r: ScenarioResult, labels: ReadonlyMap<string, string>): Arra
   ]
 }
 
+/**
+ * Heap per additional message in flight, between the baseline and each
+ * scenario of the same target that kept at least twice as many in flight: the difference of
+ * their peak heap growth over the difference of their peak in-flight counts,
+ * in bytes. Heap growth is mostly garbage between collections, which both
+ * rounds have alike, so the slope is a better estimate than either ratio.
+ * `undefined` when the counts are too close to tell.
+ */
+export const heapSlope = (baseline: ScenarioResult, other: ScenarioResult): number | undefined => {
+  // Only the same target with another window: across targets the heap differs for other reasons.
+  if (other.scenario.target !== baseline.scenario.target) return undefined
+  const extra = other.peakInFlight - baseline.peakInFlight
+  if (!(baseline.peakInFlight > 0) || !(other.peakInFlight >= 2 * baseline.peakInFlight)) return undefined
+  const grown = (other.heapPeakDeltaMiB - baseline.heapPeakDeltaMiB) * 1024 * 1024
+  return Number.isFinite(grown) ? grown / extra : undefined
+}
+
+const heapSlopeLines = (group: ReadonlyArray<ScenarioResult>): Array<string> => {
+  const baseline = group.find((r) => r.isBaseline)
+  if (baseline === undefined) return []
+  return group.flatMap((r) => {
+    const slope = r.isBaseline ? undefined : heapSlope(baseline, r)
+    return slope === undefined
+      ? []
+      : [
+          `- ${r.scenario.label}: about ${kib(slope)} KiB of heap per message in flight beyond ${baseline.scenario.label}'s ` +
+            `(peak heap growth ${mib(r.heapPeakDeltaMiB)} vs ${mib(baseline.heapPeakDeltaMiB)} MiB, ` +
+            `${Math.round(r.peakInFlight).toLocaleString("en-US")} vs ${Math.round(baseline.peakInFlight).toLocaleString("en-US")} in flight; rough)`
+        ]
+  })
+}
+
+/** One line per scenario with `compareTo`: its throughput against each of them. */
+export const relativeLines = (results: ReadonlyArray<ScenarioResult>): Array<string> => {
+  const label = labelsOf(results)
+  return results.flatMap((r) =>
+    r.relative.length === 0
+      ? []
+      : [`- ${r.scenario.label}: ${r.relative.map((q) => relativeCell(q, label)).join("; ")}`]
+  )
+}
+
+/**
+ * Every requirement of the run with its verdict, grouped by comparison: the
+ * targets the project set, met or missed, in one place. A requirement that
+ * could not be judged says so.
+ */
+export const requirementSummary = (results: ReadonlyArray<ScenarioResult>): Array<string> =>
+  byComparison(results).flatMap(([name, group]) => {
+    const lines = requirementLines(group)
+    return lines.length === 0 ? [] : [`${name}:`, ...lines.map((line) => `  ${line}`)]
+  })
+
+/** "skipped: <what> (<why>)", one a line: targets that did not answer, then what the plan left out. */
+export const skippedLines = (targets: ReadonlyArray<TargetStatus>, skipped: ReadonlyArray<Skip>): Array<string> => [
+  ...targets.filter((t) => !t.available).map((t) => `- skipped: ${t.name} (${t.reason ?? "not available"})`),
+  ...skipped.map((s) => `- skipped: ${s.what} (${s.why})`)
+]
+
 /** Results grouped by comparison, in run order. */
 const byComparison = (results: ReadonlyArray<ScenarioResult>): Array<[string, Array<ScenarioResult>]> => {
   const groups = new Map<string, Array<ScenarioResult>>()
@@ -229,12 +340,31 @@ const byComparison = (results: ReadonlyArray<ScenarioResult>): Array<[string, Ar
   return [...groups]
 }
 
-/** The tables, one per comparison, with requirement verdicts and failures spelled out below each. */
+/**
+ * One line per peer library that ran: where its guarantees differ from
+ * Lossless's, so its ratios are read with what they buy.
+ */
+export const peerNotes = (
+  results: ReadonlyArray<ScenarioResult>,
+  targets: ReadonlyArray<TargetStatus>
+): Array<string> => {
+  const used = new Set(results.map((r) => r.scenario.target))
+  return targets
+    .filter((t) => t.kind === "peer" && t.note !== undefined && used.has(t.name))
+    .map((t) => `- ${t.name}: ${t.note}`)
+}
+
+/** The title of the peers' notes. */
+export const peerNotesTitle = "Peer libraries, where their guarantees differ from Lossless's"
+
+/** The tables, one per comparison, with requirement verdicts, other ratios and failures spelled out below each. */
 export const tables = (results: ReadonlyArray<ScenarioResult>): string =>
   byComparison(results)
     .map(([name, group]) => {
       const notes = [
         ...requirementLines(group),
+        ...relativeLines(group),
+        ...heapSlopeLines(group),
         ...group.flatMap((r) => [
           ...(r.error === undefined ? [] : [`- ${r.scenario.label}: ${r.error}`]),
           ...(r.duplicates === 0 ? [] : [`- ${r.scenario.label}: ${r.duplicates} messages received more than once`])
@@ -254,7 +384,11 @@ export const targetLines = (targets: ReadonlyArray<TargetStatus>): string =>
     )
     .join("\n")
 
-/** `latest.md`: what ran, where, and the tables. */
+/** A titled list, or nothing when it is empty. */
+const section = (title: string, lines: ReadonlyArray<string>): Array<string> =>
+  lines.length === 0 ? [] : [`${title}:`, "", ...lines, ""]
+
+/** `latest.md`: what ran, where, the requirements' verdicts, what was skipped, and the tables. */
 export const markdown = (report: RunReport): string =>
   [
     "# Lossless benchmarks",
@@ -269,8 +403,11 @@ export const markdown = (report: RunReport): string =>
     "",
     targetLines(report.targets),
     "",
+    ...section("Requirements", requirementSummary(report.results)),
+    ...section("Skipped", skippedLines(report.targets, report.skipped)),
     tables(report.results),
     "",
+    ...section(peerNotesTitle, peerNotes(report.results, report.targets)),
     "msg/s: messages per second from first publish to last ack (publish: to last confirm; consume: first delivery " +
       "to last ack; outbox: to the relay's last mark). spread: half the min–max range over rounds, relative to the median. " +
       "vs baseline: throughput ÷ the comparison's baseline in the same round (median, then min–max), " +
@@ -280,8 +417,12 @@ export const markdown = (report: RunReport): string =>
       "CPU µs/msg: process CPU time (all threads) per message while the round ran. " +
       "p50…max: latency, publish to receipt unless the latency column says otherwise (publish→confirm: a batch's publish " +
       "to its confirm; commit→confirm: the outbox transaction's commit to the broker's confirm of the relay's publish, " +
-      "the relay lag). heap Δ: peak heap during the round above the heap at its start " +
-      "(mostly young-generation garbage between collections). retained: heap left after the round and a full GC. " +
+      "the relay lag; due→handler: from when a message was due on the fixed-rate schedule to its handler). " +
+      "conc.: handlers the consumer runs at once. offered: the fixed rate the publishers kept to (its msg/s near the " +
+      "offered rate means the target kept up). also vs: throughput ÷ that of another scenario of the same rounds, " +
+      "for information. heap Δ: peak heap during the round above the heap at its start " +
+      "(mostly young-generation garbage between collections). KiB/in-flight: heap Δ over the most messages published and " +
+      "not yet settled at once, an upper bound of what each holds. retained: heap left after the round and a full GC. " +
       "RSS: peak resident set of the process.",
     ""
   ].join("\n")

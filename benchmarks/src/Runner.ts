@@ -11,6 +11,7 @@
  * per scenario (not per message), and send times and samples live in typed arrays.
  */
 import { Cause, Deferred, Effect, Exit, Fiber, Latch, Scope } from "effect"
+import * as Pacing from "./Pacing.ts"
 import { type Comparison, consumes, type Plan, type Scenario } from "./Scenario.ts"
 import * as Stats from "./Stats.ts"
 import { type BenchClient, BenchError, type Target } from "./targets/Target.ts"
@@ -37,6 +38,16 @@ export interface RoundSample {
    * ack per message, microseconds. Less disturbed by other load on the machine than msg/s.
    */
   readonly cpuMicrosPerMessage: number
+  /** The most messages published and not yet settled at once during the round (0 for a consume round). */
+  readonly peakInFlight: number
+}
+
+/** A scenario's throughput as a multiple of another's of the same comparison, for information (no requirement). */
+export interface Relative {
+  /** The `id` of the scenario divided by. */
+  readonly versus: string
+  /** The per-round ratios; absent when either scenario has no rounds. */
+  readonly ratio: Stats.Summary | undefined
 }
 
 export interface ScenarioResult {
@@ -57,6 +68,10 @@ export interface ScenarioResult {
   readonly duplicates: number
   /** Median over the rounds. */
   readonly cpuMicrosPerMessage: number
+  /** Median over the rounds of the most messages in flight at once. */
+  readonly peakInFlight: number
+  /** Median over the rounds of peak heap growth per message in flight, bytes (`NaN` when nothing was in flight). */
+  readonly heapPerInFlightBytes: number
   /**
    * Throughput divided by that of `baseline` (the scenario's `versus`, else the
    * comparison's baseline) in the same round, over the rounds; absent for the baseline.
@@ -68,6 +83,8 @@ export interface ScenarioResult {
   readonly requirement: Requirement | undefined
   /** The scenario's `atLeast` requirements, each with the ratio it is judged by. */
   readonly atLeast: ReadonlyArray<MinRatio>
+  /** Its throughput against each scenario of `compareTo`, round by round. */
+  readonly relative: ReadonlyArray<Relative>
   /** Why it has no rounds, if it failed. */
   readonly error: string | undefined
 }
@@ -183,12 +200,17 @@ const measure = (
       const B = Math.max(1, scenario.batchSize)
       const C = Math.max(1, scenario.publishConcurrency)
       const maxInFlight = Math.max(1, scenario.maxInFlight)
+      const rate = scenario.rate
+      const paced = rate !== undefined && !prefilled
       const amount = scenario.amount
       const count = "messages" in amount ? amount.messages : 0
       const seconds = "seconds" in amount ? amount.seconds : 0
       const byCount = "messages" in amount
       if (prefilled && !byCount) {
         return yield* new BenchError({ message: "a consume round needs an amount of messages, not of time" })
+      }
+      if (paced && !byCount) {
+        return yield* new BenchError({ message: "a paced round needs an amount of messages, not of time" })
       }
       // Message numbers: all of them when counting; otherwise a ring wide enough
       // that a number comes round again only after its previous message was acked.
@@ -206,12 +228,15 @@ const measure = (
       const ring = slots * B
       const sentAt = new Float64Array(ring)
       const seen = new Uint8Array(ring)
+      // Per slot, its messages not yet received, when slots are reused (rounds by time with a consumer).
+      const unreceived = withConsumer && !byCount ? new Int32Array(slots) : undefined
       // Sized from the previous round when running by time, so it rarely grows while timed.
       const latencies = new Stats.SampleBuffer(
         !timesLatency ? 1 : byCount ? total : Math.ceil(Math.max(1 << 16, expectedMessages * 1.25))
       )
 
       let dispatched = 0
+      let peakInFlight = 0
       let acked = 0
       let duplicates = 0
       let target = byCount ? total : Number.POSITIVE_INFINITY
@@ -257,20 +282,30 @@ const measure = (
             latencies.push(performance.now() - from)
           }
           if (seen[seq] === 1) duplicates++
-          else seen[seq] = 1
+          else {
+            seen[seq] = 1
+            if (unreceived !== undefined) {
+              const slot = (seq / B) | 0
+              unreceived[slot] = (unreceived[slot] as number) - 1
+            }
+          }
         },
         onSettled: () => settle(1)
       }
 
       if (prefilled) {
-        // Filled by the target's own publish, before the clock and the memory sampler start.
-        yield* Effect.forEach(batches, (batch) => batch, { concurrency: C, discard: true })
+        // Filled by the target's own publish (or its `prepareFill`), before the clock and the memory sampler start.
+        const fill = client.prepareFill
+        const filling = fill === undefined ? batches : sizes.map((size, k) => fill(topic, k * B, size, payload))
+        yield* Effect.forEach(filling, (batch) => batch, { concurrency: C, discard: true })
         dispatched = total
       }
 
       const sampler = yield* memorySampler
       const consumer = withConsumer
-        ? yield* Effect.forkChild(client.consume(topic, group, scenario.prefetch, sink))
+        ? yield* Effect.forkChild(
+            client.consume(topic, group, scenario.prefetch, sink, { concurrency: scenario.concurrency })
+          )
         : undefined
       yield* Effect.yieldNow
 
@@ -297,9 +332,31 @@ const measure = (
           const slot = k % slots
           const size = sizes[slot] as number
           const first = slot * B
-          sentAt.fill(performance.now(), first, first + size)
+          if (unreceived !== undefined) {
+            // A consumer may deliver some messages far behind the rest (unordered, concurrent
+            // handlers): a slot is reused only once every message of its previous turn arrived,
+            // or a late one would be taken for a duplicate of its successor. Rarely waits.
+            while ((unreceived[slot] as number) > 0) yield* Effect.sleep(1)
+            unreceived[slot] = size
+          }
+          if (paced) {
+            // By count, so slots are never reused: holding this one while waiting for its time is safe.
+            const due = Pacing.dueAt(startedAt, first, rate as number)
+            // Timers have whole-millisecond resolution and may fire early against this clock: wait until it is due.
+            for (
+              let wait = Pacing.waitFor(due, performance.now());
+              wait > 0;
+              wait = Pacing.waitFor(due, performance.now())
+            )
+              yield* Effect.sleep(Math.ceil(wait))
+            // From when it was due: a late publish's delay is part of its latency.
+            sentAt.fill(due, first, first + size)
+          } else {
+            sentAt.fill(performance.now(), first, first + size)
+          }
           seen.fill(0, first, first + size)
           dispatched += size
+          if (dispatched - acked > peakInFlight) peakInFlight = dispatched - acked
           yield* batches[slot] as Effect.Effect<void, BenchError>
           if (consumer === undefined) {
             // Nothing consumes: the confirm is the end of these messages' way.
@@ -357,7 +414,8 @@ const measure = (
         heapRetainedMiB: Number.NaN,
         rssPeakMiB: sampler.peak.rss / MiB,
         duplicates,
-        cpuMicrosPerMessage: cpu === undefined || acked === 0 ? Number.NaN : (cpu.user + cpu.system) / acked
+        cpuMicrosPerMessage: cpu === undefined || acked === 0 ? Number.NaN : (cpu.user + cpu.system) / acked,
+        peakInFlight
       } satisfies RoundSample
     })
   )
@@ -423,6 +481,10 @@ export const summarizeScenario = (
     const summary = multiples.length > 0 ? Stats.summarize(multiples) : undefined
     return assessAtLeast(against, summary, required.ratio, against === versus)
   })
+  const relative = (scenario.compareTo ?? []).map((against): Relative => {
+    const multiples = ratiosOf(rounds, samples.get(against), (r) => r.throughput)
+    return { versus: against, ratio: multiples.length > 0 ? Stats.summarize(multiples) : undefined }
+  })
   return {
     comparison: comparison.name,
     scenario,
@@ -440,10 +502,13 @@ export const summarizeScenario = (
     rssPeakMiB: rounds.length === 0 ? Number.NaN : Math.max(...pick((r) => r.rssPeakMiB)),
     duplicates: pick((r) => r.duplicates).reduce((a, b) => a + b, 0),
     cpuMicrosPerMessage: Stats.median(pick((r) => r.cpuMicrosPerMessage)),
+    peakInFlight: Stats.median(pick((r) => r.peakInFlight)),
+    heapPerInFlightBytes: Stats.median(pick((r) => Pacing.heapPerInFlight(r.heapPeakDeltaMiB * MiB, r.peakInFlight))),
     ratio,
     cpuRatio: cpuRatios.length > 0 ? Stats.summarize(cpuRatios) : undefined,
     requirement: ratio === undefined || scenario.maxCost === undefined ? undefined : assess(ratio, scenario.maxCost),
     atLeast,
+    relative,
     error
   }
 }
@@ -500,7 +565,7 @@ export const runComparison = (
         lastCount.set(scenario.id, r.messages)
         if (what.startsWith("round")) samples.get(scenario.id)?.push(r)
         progress(
-          `  ${what.padEnd(11)} ${scenario.label.padEnd(44)} ${fmtRate(r.throughput).padStart(11)} msg/s` +
+          `  ${what.padEnd(11)} ${scenario.label.padEnd(52)} ${fmtRate(r.throughput).padStart(11)} msg/s` +
             `  p50 ${fmtMs(r.latencyMs.p50)} ms  p99 ${fmtMs(r.latencyMs.p99)} ms  heap +${r.heapPeakDeltaMiB.toFixed(1)} MiB` +
             `  CPU ${r.cpuMicrosPerMessage.toFixed(1)} µs/msg`
         )

@@ -7,6 +7,7 @@
  * the comparison's named baseline (or another scenario it names, `versus`)
  * measured in the same rounds.
  */
+import { messagesFor, publishersFor } from "./Pacing.ts"
 import type { Kind } from "./targets/Target.ts"
 
 /**
@@ -83,6 +84,20 @@ export interface Scenario {
    * `{ ratio: 8, versus: naive }`: at least eight times the naive scenario.
    */
   readonly atLeast?: ReadonlyArray<MinRatio> | undefined
+  /**
+   * Other scenarios of the comparison this one's throughput is also divided
+   * by, round by round, for information (no requirement): a peer library
+   * against Lossless as well as against the raw client.
+   */
+  readonly compareTo?: ReadonlyArray<string> | undefined
+  /**
+   * Publish at this offered rate, messages per second, instead of as fast as
+   * possible (see `Pacing.ts`); needs an amount of messages. Latency then
+   * counts from when each message was due.
+   */
+  readonly rate?: number | undefined
+  /** Handlers the consumer runs at once, for targets that run them concurrently; their default when absent. */
+  readonly concurrency?: number | undefined
 }
 
 /** A requirement that a scenario reach `ratio` times the throughput of `versus`. */
@@ -106,6 +121,12 @@ export interface Comparison {
 
 export type Mode = "quick" | "full"
 
+/** Something the plan leaves out, and why: a missing target, or a sweep for the other mode. */
+export interface Skip {
+  readonly what: string
+  readonly why: string
+}
+
 export interface Plan {
   readonly mode: Mode
   /** Rounds per scenario run first and discarded (JIT, caches, pools). */
@@ -115,6 +136,8 @@ export interface Plan {
   /** A round taking longer fails instead of hanging the run. */
   readonly roundTimeoutMs: number
   readonly comparisons: ReadonlyArray<Comparison>
+  /** What it leaves out, and why. */
+  readonly skipped: ReadonlyArray<Skip>
 }
 
 /** A payload size as a short label: "100 B", "1 KiB", "16 KiB". */
@@ -260,17 +283,32 @@ export const rabbitmq = {
   runtime: "rabbitmq-runtime"
 } as const
 
+/** Core's runtime on RabbitMQ with `feature` switched on: "rabbitmq-runtime", "rabbitmq-runtime+loss-detection", ... */
+export const rabbitmqRuntimeTarget = (feature: Feature): string =>
+  feature === "plain" ? rabbitmq.runtime : `${rabbitmq.runtime}+${feature}`
+
+/** Other libraries for reliable messaging on RabbitMQ, one target each (`targets/peers.ts`). */
+export const peers = [
+  { target: "rabbitmq-client", label: "rabbitmq-client" },
+  { target: "amqp-connection-manager", label: "amqp-connection-manager" },
+  { target: "rascal", label: "rascal" }
+] as const
+
+/** The consumer's handler concurrency when a scenario names none: core's default, which the runtime targets use. */
+export const defaultConcurrency = 16
+
 /** The outbox target: `@lossless/sql` on PostgreSQL, core's relay publishing to RabbitMQ. */
 export const outboxTarget = "outbox-pg-rabbitmq"
 
 /**
  * Rounds of the comparisons on a networked broker: one warm-up (connections
- * and topology are warm after it) and, in full mode too, five measured rounds,
- * which keeps a full run under five minutes; full mode adds scenarios instead.
+ * and topology are warm after it), then four measured rounds in quick mode
+ * (its RabbitMQ comparisons, peers included, are most of its time) and five
+ * in full mode, which adds scenarios rather than rounds.
  */
 const brokerRounds = (mode: Mode): Pick<Comparison, "warmupRounds" | "rounds"> => ({
   warmupRounds: 1,
-  rounds: mode === "quick" ? undefined : 5
+  rounds: mode === "quick" ? 4 : 5
 })
 
 /** Lossless targets measured in a suite of their own rather than in `transportSuite`. */
@@ -372,10 +410,32 @@ export const rabbitmqSuite = (mode: Mode, available: ReadonlySet<string>): Reado
     id: `${consumePrefix}/runtime`,
     label: "Lossless Consumer.start, empty handler",
     target: rabbitmq.runtime,
+    concurrency: defaultConcurrency,
     atLeast: [{ ratio: 0.8 }]
   }
   const withAdapter = !quick && available.has(rabbitmq.transport)
   const withRuntime = available.has(rabbitmq.runtime)
+  const presentPeers = peers.filter((p) => available.has(p.target))
+  // Each peer against amqplib (the comparison's baseline) and against Lossless, from the same rounds.
+  const peerPublish = presentPeers.map(
+    (p): Scenario => ({
+      ...windowed,
+      id: `${publishPrefix}/peer-${p.target}`,
+      label: `${p.label} confirmed publish (1000 in flight)`,
+      target: p.target,
+      compareTo: withRuntime ? [send.id] : undefined
+    })
+  )
+  const peerConsume = presentPeers.map(
+    (p): Scenario => ({
+      ...consumeCommon,
+      id: `${consumePrefix}/peer-${p.target}`,
+      label: `${p.label} consume, ack after handler`,
+      target: p.target,
+      concurrency: defaultConcurrency,
+      compareTo: withRuntime ? [runtimeConsume.id] : undefined
+    })
+  )
   return [
     {
       name: `rabbitmq publish ${formatBytes(payloadBytes)}, persistent, mandatory, confirmed`,
@@ -386,6 +446,7 @@ export const rabbitmqSuite = (mode: Mode, available: ReadonlySet<string>): Reado
         ...(!quick && available.has(rabbitmq.rawWire) ? [wire] : []),
         ...(withAdapter ? [adapter] : []),
         ...(withRuntime ? [send] : []),
+        ...peerPublish,
         naive
       ]
     },
@@ -393,7 +454,12 @@ export const rabbitmqSuite = (mode: Mode, available: ReadonlySet<string>): Reado
       name: `rabbitmq consume ${formatBytes(payloadBytes)} from a pre-filled queue, prefetch 100`,
       baseline: rawConsume.id,
       ...brokerRounds(mode),
-      scenarios: [rawConsume, ...(withAdapter ? [adapterConsume] : []), ...(withRuntime ? [runtimeConsume] : [])]
+      scenarios: [
+        rawConsume,
+        ...(withAdapter ? [adapterConsume] : []),
+        ...(withRuntime ? [runtimeConsume] : []),
+        ...peerConsume
+      ]
     }
   ]
 }
@@ -428,14 +494,244 @@ export const outboxSuite = (mode: Mode, available: ReadonlySet<string>): Readonl
     maxInFlight: 2000,
     atLeast: [{ ratio: 0.7 }]
   }
+  // Full mode: the outbox switched off, the same sends straight to the broker, so its own cost shows too.
+  const withDirect = mode === "full" && available.has(rabbitmq.runtime)
+  const direct: Scenario = {
+    ...outbox,
+    id: `${prefix}/outbox-off`,
+    label: "outbox off: Publisher.sendBatch, 100 per call, 4 at a time",
+    target: rabbitmq.runtime,
+    operation: "publish",
+    atLeast: undefined
+  }
   return [
     {
       name: `outbox on PostgreSQL → RabbitMQ ${formatBytes(payloadBytes)} beside amqplib's confirmed publish`,
       baseline: raw.id,
       ...brokerRounds(mode),
-      scenarios: [raw, outbox]
+      scenarios: withDirect ? [raw, direct, { ...outbox, compareTo: [direct.id] }] : [raw, outbox]
     }
   ]
+}
+
+/** The offered rates of the fixed-rate latency comparisons, messages per second. */
+export const latencyRates = (mode: Mode): ReadonlyArray<number> =>
+  mode === "quick" ? [1000, 5000] : [1000, 5000, 10_000]
+
+/** "1k/s", "5k/s", "1.5k/s", "500/s". */
+export const formatRate = (perSecond: number): string =>
+  perSecond >= 1000 ? `${Number((perSecond / 1000).toFixed(1))}k/s` : `${perSecond}/s`
+
+/**
+ * End-to-end latency (publish → handler) at a fixed offered rate, below what
+ * every target sustains, so the figures are the pipeline's and not a queue's:
+ * amqplib (publish, confirm; consume, ack), core's runtime on RabbitMQ and
+ * core's runtime on the memory broker, 1 KiB, in the same interleaved rounds.
+ * Each message is published on its own (batch 1), when it is due on a fixed
+ * schedule, by as many publishers as keep the schedule at the expected
+ * confirm latency; latency counts from the due time. Throughput ratios near
+ * 1× say the target kept up; below, it fell behind and its latency grew.
+ */
+export const latencySuite = (mode: Mode, available: ReadonlySet<string>): ReadonlyArray<Comparison> => {
+  const runtimes = [
+    { target: rabbitmq.runtime, label: "Lossless runtime on RabbitMQ" },
+    { target: runtimeTarget("plain"), label: "Lossless runtime on memory" }
+  ].filter((t) => available.has(t.target))
+  const baseline = available.has(rabbitmq.raw) ? { target: rabbitmq.raw, label: "amqplib" } : runtimes[0]
+  if (baseline === undefined) return []
+  const all = baseline.target === rabbitmq.raw ? [baseline, ...runtimes] : runtimes
+  const payloadBytes = 1024
+  // Short in quick mode, which has to stay within a few minutes; three rounds still give 2,000+ samples per rate.
+  const seconds = mode === "quick" ? 0.75 : 2
+  return latencyRates(mode).map((rate): Comparison => {
+    const prefix = `latency/${formatRate(rate).replace("/", "per")}/${sizeTag(payloadBytes)}`
+    const scenarios = all.map(
+      (t): Scenario => ({
+        id: `${prefix}/${t.target}`,
+        label: `${t.label} at ${formatRate(rate)}`,
+        target: t.target,
+        operation: "publish-consume",
+        payloadBytes,
+        amount: { messages: messagesFor(seconds, rate, 1) },
+        rate,
+        batchSize: 1,
+        // Confirms take a few milliseconds on a loaded broker; 25 ms with headroom, at most 256 fibers.
+        publishConcurrency: Math.min(256, publishersFor(rate, 25, 1)),
+        prefetch: 100,
+        // amqplib's consumer runs one callback at a time; the runtime's its default.
+        concurrency: t.target === rabbitmq.raw ? undefined : defaultConcurrency,
+        // Never the limit at these rates: the schedule, not the window, sets the pace.
+        maxInFlight: 100_000
+      })
+    )
+    return {
+      name: `end-to-end latency at ${formatRate(rate)} offered, ${formatBytes(payloadBytes)}, one message per publish`,
+      baseline: `${prefix}/${baseline.target}`,
+      warmupRounds: 1,
+      rounds: mode === "quick" ? 3 : 5,
+      scenarios
+    }
+  })
+}
+
+/**
+ * Core's features on RabbitMQ, as `runtimeSuite` measures them on memory:
+ * the plain runtime divided by the adapter alone, each feature by the plain
+ * runtime, with the same requirements. Full mode only.
+ */
+export const rabbitmqFeatureSuite = (mode: Mode, available: ReadonlySet<string>): ReadonlyArray<Comparison> => {
+  if (mode !== "full" || !available.has(rabbitmq.transport) || !available.has(rabbitmq.runtime)) return []
+  const payloadBytes = 1024
+  const prefix = `rabbitmq-features/publish-consume/${sizeTag(payloadBytes)}`
+  const common = {
+    operation: "publish-consume",
+    payloadBytes,
+    amount: { seconds: 1.5 },
+    batchSize: 100,
+    publishConcurrency: 4,
+    prefetch: 100,
+    maxInFlight: 1000
+  } as const
+  const transport: Scenario = {
+    ...common,
+    id: `${prefix}/transport`,
+    label: "transport only (no runtime)",
+    target: rabbitmq.transport
+  }
+  const plain: Scenario = { ...common, id: `${prefix}/plain`, label: "runtime plain", target: rabbitmq.runtime }
+  const feature = (name: Feature, label: string, maxCost?: number): Array<Scenario> =>
+    available.has(rabbitmqRuntimeTarget(name))
+      ? [{ ...common, id: `${prefix}/${name}`, label, target: rabbitmqRuntimeTarget(name), versus: plain.id, maxCost }]
+      : []
+  return [
+    {
+      name: `core runtime on RabbitMQ, ${formatBytes(payloadBytes)}, batch 100, 4 publishers: what each feature costs`,
+      baseline: transport.id,
+      ...brokerRounds(mode),
+      scenarios: [
+        transport,
+        plain,
+        ...feature("loss-detection", "runtime + loss detection", 0.05),
+        ...feature("memory-dedupe", "runtime + memory dedupe"),
+        ...feature("redis-dedupe", "runtime + Redis dedupe", 0.1)
+      ]
+    }
+  ]
+}
+
+/**
+ * How throughput, latency and memory scale, full mode only: payload size on
+ * RabbitMQ (amqplib beside core's runtime), the consumer's handler
+ * concurrency (1, 16, 64) on RabbitMQ and on memory, and the heap each
+ * message in flight holds (the "heap/in-flight" column) with a small and a
+ * large in-flight window on memory.
+ */
+export const scalingSuite = (mode: Mode, available: ReadonlySet<string>): ReadonlyArray<Comparison> => {
+  if (mode !== "full") return []
+  const out: Array<Comparison> = []
+  const round: Amount = { seconds: 1 }
+  if (available.has(rabbitmq.raw) && available.has(rabbitmq.runtime)) {
+    for (const payloadBytes of [100, 1024, 16 * 1024]) {
+      const prefix = `scaling/rabbitmq/payload/${sizeTag(payloadBytes)}`
+      const common = {
+        operation: "publish-consume",
+        payloadBytes,
+        amount: round,
+        batchSize: 100,
+        publishConcurrency: 4,
+        prefetch: 100,
+        maxInFlight: 1000
+      } as const
+      out.push({
+        name: `rabbitmq publish→consume ${formatBytes(payloadBytes)}: amqplib and Lossless`,
+        baseline: `${prefix}/raw`,
+        ...brokerRounds(mode),
+        scenarios: [
+          { ...common, id: `${prefix}/raw`, label: `amqplib ${formatBytes(payloadBytes)}`, target: rabbitmq.raw },
+          {
+            ...common,
+            id: `${prefix}/runtime`,
+            label: `Lossless runtime ${formatBytes(payloadBytes)}`,
+            target: rabbitmq.runtime
+          }
+        ]
+      })
+    }
+  }
+  const concurrencies = [16, 1, 64]
+  const byConcurrency = (target: string, where: string, amount: Amount, operation: Operation): Comparison => {
+    const prefix = `scaling/${where}/concurrency`
+    const scenarios = concurrencies.map(
+      (concurrency): Scenario => ({
+        id: `${prefix}/${concurrency}`,
+        label: `${where} runtime, handler concurrency ${concurrency}`,
+        target,
+        operation,
+        payloadBytes: 1024,
+        amount,
+        batchSize: 100,
+        publishConcurrency: 4,
+        prefetch: 100,
+        concurrency,
+        maxInFlight: 1000
+      })
+    )
+    return {
+      name: `core runtime on ${where}, 1 KiB, prefetch 100, by handler concurrency`,
+      baseline: `${prefix}/16`,
+      ...(where === "rabbitmq" ? brokerRounds(mode) : {}),
+      scenarios
+    }
+  }
+  if (available.has(rabbitmq.runtime))
+    out.push(byConcurrency(rabbitmq.runtime, "rabbitmq", { messages: 12_000 }, "consume"))
+  if (available.has(runtimeTarget("plain"))) {
+    out.push(byConcurrency(runtimeTarget("plain"), "memory", round, "publish-consume"))
+    const prefix = "scaling/memory/in-flight"
+    const window = (maxInFlight: number, prefetch: number): Scenario => ({
+      id: `${prefix}/${maxInFlight}`,
+      label: `runtime on memory, ${maxInFlight.toLocaleString("en-US")} in flight, prefetch ${prefetch}`,
+      target: runtimeTarget("plain"),
+      operation: "publish-consume",
+      payloadBytes: 1024,
+      amount: round,
+      batchSize: 100,
+      publishConcurrency: Math.max(1, maxInFlight / 500),
+      prefetch,
+      maxInFlight
+    })
+    out.push({
+      name: "core runtime on memory, 1 KiB: heap per message in flight",
+      baseline: `${prefix}/1000`,
+      scenarios: [window(1000, 100), window(10_000, 1000)]
+    })
+  }
+  return out
+}
+
+/** What the plan leaves out in this mode or for want of a target, and why. */
+export const skipped = (mode: Mode, available: ReadonlySet<string>): ReadonlyArray<Skip> => {
+  const out: Array<Skip> = []
+  const fullOnly = (what: string) => {
+    if (mode === "quick") out.push({ what, why: "full mode only: --full" })
+  }
+  fullOnly("payload sizes 1 KiB and 16 KiB on memory, the batch/prefetch sweep")
+  fullOnly("core features on RabbitMQ (loss detection, memory and Redis dedupe)")
+  fullOnly("outbox off beside outbox on")
+  fullOnly("scaling: payload size on RabbitMQ, handler concurrency, heap per message in flight")
+  fullOnly("the adapter alone and amqplib with Lossless's headers on RabbitMQ")
+  for (const p of peers) {
+    if (!available.has(p.target))
+      out.push({ what: `${p.label} beside Lossless`, why: `target ${p.target} not available` })
+  }
+  // Partitions are a Kafka notion; the sweep needs a Kafka target that takes a partition count.
+  out.push({
+    what: "partition-count sweep",
+    why: available.has("kafka")
+      ? "the kafka target does not take a partition count yet"
+      : "no partitioned target available (kafka)"
+  })
+  return out
 }
 
 /** The plan for a run over the given available targets. */
@@ -446,13 +742,17 @@ export const plan = (mode: Mode, targets: ReadonlyArray<{ readonly name: string;
     warmupRounds: mode === "quick" ? 1 : 2,
     rounds: mode === "quick" ? 5 : 7,
     roundTimeoutMs: 120_000,
+    skipped: skipped(mode, available),
     comparisons: [
       ...targets
         .filter((t) => t.kind === "lossless" && !ownSuite.has(t.name))
         .flatMap((t) => transportSuite(t.name, mode)),
       ...runtimeSuite(mode, available),
       ...rabbitmqSuite(mode, available),
-      ...outboxSuite(mode, available)
+      ...latencySuite(mode, available),
+      ...rabbitmqFeatureSuite(mode, available),
+      ...outboxSuite(mode, available),
+      ...scalingSuite(mode, available)
     ]
   }
 }
@@ -460,7 +760,8 @@ export const plan = (mode: Mode, targets: ReadonlyArray<{ readonly name: string;
 /** The scenarios a scenario's ratios and requirements are taken against (besides the baseline). */
 const references = (s: Scenario): Array<string> => [
   ...(s.versus === undefined ? [] : [s.versus]),
-  ...(s.atLeast ?? []).flatMap((r) => (r.versus === undefined ? [] : [r.versus]))
+  ...(s.atLeast ?? []).flatMap((r) => (r.versus === undefined ? [] : [r.versus])),
+  ...(s.compareTo ?? [])
 ]
 
 /**

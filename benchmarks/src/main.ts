@@ -1,8 +1,9 @@
 /**
  * `pnpm bench`: runs the benchmark plan on every available target and reports.
  *
- *   --quick          small plan, about two minutes with every server up (default)
- *   --full           every payload size, the batch/prefetch sweep, more RabbitMQ scenarios
+ *   --quick          small plan, three to four minutes with every server up (default)
+ *   --full           adds every payload size, the batch/prefetch sweep, the adapter alone, core's
+ *                    features on RabbitMQ, outbox off, and the scaling sweeps
  *   --only <text>    only scenarios whose id, label or comparison contains <text>
  *   --out <dir>      where latest.{json,md,svg} go (default benchmarks/results)
  *
@@ -79,7 +80,8 @@ const main = Effect.gen(function* () {
     kind: target.kind,
     description: target.description,
     available: availability.available,
-    reason: availability.available ? undefined : availability.reason
+    reason: availability.available ? undefined : availability.reason,
+    note: target.note
   }))
   log(`Targets:\n${Report.targetLines(targetStatus)}`)
 
@@ -112,12 +114,17 @@ const main = Effect.gen(function* () {
     warmupRounds: plan.warmupRounds,
     rounds: plan.rounds,
     targets: targetStatus,
+    skipped: plan.skipped,
     results
   }
 
   process.stdout.write(`\n${Report.tables(results)}\n\n`)
-  const skipped = targetStatus.filter((t) => !t.available)
-  if (skipped.length > 0) process.stdout.write(`Skipped: ${skipped.map((t) => `${t.name} (${t.reason})`).join("; ")}\n`)
+  const peers = Report.peerNotes(results, targetStatus)
+  if (peers.length > 0) process.stdout.write(`${Report.peerNotesTitle}:\n${peers.join("\n")}\n\n`)
+  const requirements = Report.requirementSummary(results)
+  if (requirements.length > 0) process.stdout.write(`Requirements:\n${requirements.join("\n")}\n\n`)
+  const skipped = Report.skippedLines(targetStatus, plan.skipped)
+  if (skipped.length > 0) process.stdout.write(`Skipped:\n${skipped.join("\n")}\n`)
 
   yield* Effect.tryPromise({
     try: async () => {

@@ -39,6 +39,8 @@ const result = (
     rssPeakMiB: 100,
     duplicates: 0,
     cpuMicrosPerMessage: 10,
+    peakInFlight: 1000,
+    heapPerInFlightBytes: 1024,
     ratio,
     cpuRatio: ratios === undefined ? undefined : Stats.summarize(ratios.map((r) => 1 / r)),
     requirement: ratio === undefined || s.maxCost === undefined ? undefined : assess(ratio, s.maxCost),
@@ -52,6 +54,10 @@ const result = (
         versus === reference
       )
     }),
+    relative: (s.compareTo ?? []).map((versus) => ({
+      versus,
+      ratio: multiples[versus] === undefined ? undefined : Stats.summarize(multiples[versus] ?? [])
+    })),
     error: undefined
   }
 }
@@ -152,6 +158,7 @@ describe("the chart", () => {
     warmupRounds: 1,
     rounds: 3,
     targets: [],
+    skipped: [],
     results
   })
 
@@ -182,5 +189,137 @@ describe("the chart", () => {
     expect(widths).toHaveLength(2)
     expect(widths[0]).toBeGreaterThan(100)
     expect(widths[1]).toBe(widths[0])
+  })
+})
+
+describe("peers, other ratios and fixed rates", () => {
+  const raw = scenario("raw", "amqplib consume", { target: "rabbitmq-raw", operation: "consume" })
+  const lossless = scenario("ll", "Lossless Consumer.start", { target: "rabbitmq-runtime", operation: "consume" })
+  const peer = scenario("peer", "rascal consume", {
+    target: "rascal",
+    operation: "consume",
+    concurrency: 16,
+    compareTo: ["ll"]
+  })
+  const results = [
+    result(raw, "raw", undefined),
+    result(lossless, "raw", [0.7, 0.75, 0.8]),
+    result(peer, "raw", [0.9, 1, 1.1], { ll: [1.2, 1.3, 1.4] })
+  ]
+  const status = (name: string, kind: Report.TargetStatus["kind"], note?: string): Report.TargetStatus => ({
+    name,
+    kind,
+    description: name,
+    available: true,
+    reason: undefined,
+    note
+  })
+
+  it("give a peer's ratio to Lossless beside its ratio to the raw client", () => {
+    const text = Report.tables(results)
+    const row = text.split("\n").find((line) => line.startsWith("| rascal consume ")) ?? ""
+    expect(row).toContain("1.00× (0.90–1.10)")
+    expect(row).toContain("1.30× (1.20–1.40) vs Lossless Consumer.start")
+    expect(text).toContain("- rascal consume: 1.30× (1.20–1.40) vs Lossless Consumer.start")
+  })
+
+  it("note, once, where each peer that ran differs from Lossless", () => {
+    const targets = [
+      status("rascal", "peer", "redelivery counts live in memory"),
+      status("rabbitmq-client", "peer", "not in these results"),
+      status("rabbitmq-raw", "raw")
+    ]
+    expect(Report.peerNotes(results, targets)).toEqual(["- rascal: redelivery counts live in memory"])
+  })
+
+  it("show the offered rate and what the latency measures for a paced scenario", () => {
+    const paced = scenario("p", "amqplib at 5k/s", { rate: 5000, amount: { messages: 5000 }, batchSize: 1 })
+    const table = Report.table([result(paced, "p", undefined)])
+    expect(table).toContain("offered")
+    expect(table).toContain("5k/s")
+    expect(table).toContain("due→handler")
+  })
+
+  it("gather every requirement's verdict, and list what was skipped and why", () => {
+    const withRequirement = [
+      result(transport, "t", undefined),
+      result(plain, "t", [0.14, 0.13, 0.15]),
+      result(loss, "t", [0.9, 0.92, 0.93])
+    ]
+    const summary = Report.requirementSummary(withRequirement)
+    expect(summary[0]).toBe("c:")
+    expect(summary[1]).toContain("runtime + loss detection costs 8 %")
+    expect(summary[1]).toContain("missed")
+    const skipped = Report.skippedLines(
+      [{ ...status("kafka", "lossless"), available: false, reason: "Kafka at x: refused" }],
+      [{ what: "partition-count sweep", why: "no partitioned target" }]
+    )
+    expect(skipped).toEqual([
+      "- skipped: kafka (Kafka at x: refused)",
+      "- skipped: partition-count sweep (no partitioned target)"
+    ])
+  })
+
+  it("put the verdicts, the skipped list and the peers' notes in latest.md", () => {
+    const md = Report.markdown({
+      startedAt: "2026-01-01T00:00:00.000Z",
+      durationMs: 1000,
+      mode: "quick",
+      only: undefined,
+      environment: { node: "v24", platform: "linux-x64", cpus: 2, cpuModel: "cpu", gc: true },
+      warmupRounds: 1,
+      rounds: 3,
+      targets: [status("rascal", "peer", "redelivery counts live in memory")],
+      skipped: [{ what: "scaling", why: "full mode only" }],
+      results: [...results, result(loss, "t", [0.9, 0.92, 0.93])]
+    })
+    expect(md).toContain("Requirements:")
+    expect(md).toContain("- skipped: scaling (full mode only)")
+    expect(md).toContain(`${Report.peerNotesTitle}:`)
+    expect(md).toContain("- rascal: redelivery counts live in memory")
+  })
+})
+
+describe("a ratio next to its limit", () => {
+  it("prints enough decimals to fall on the side its verdict says", () => {
+    expect(Report.timesAgainst(0.7995, 0.8)).toBe("0.799×")
+    expect(Report.timesAgainst(0.795, 0.8)).toBe("0.795×")
+    expect(Report.timesAgainst(0.8, 0.8)).toBe("0.80×")
+    expect(Report.timesAgainst(0.87, 0.9)).toBe("0.87×")
+    expect(Report.timesAgainst(Number.NaN, 0.9)).toBe("-")
+  })
+})
+
+describe("heap per message in flight", () => {
+  const withHeap = (s: Scenario, base: string, heapMiB: number, inFlight: number): ScenarioResult => ({
+    ...result(s, base, s.id === base ? undefined : [1, 1, 1]),
+    heapPeakDeltaMiB: heapMiB,
+    peakInFlight: inFlight
+  })
+  const small = scenario("small", "1,000 in flight")
+  const large = scenario("large", "10,000 in flight")
+
+  it("is the slope between a small and a large in-flight window", () => {
+    const slope = Report.heapSlope(withHeap(small, "small", 80, 1000), withHeap(large, "small", 89, 10_000))
+    expect(slope).toBeCloseTo((9 * 1024 * 1024) / 9000, 6)
+    const text = Report.tables([withHeap(small, "small", 80, 1000), withHeap(large, "small", 89, 10_000)])
+    expect(text).toContain("- 10,000 in flight: about 1.02 KiB of heap per message in flight beyond 1,000 in flight's")
+  })
+
+  it("is not estimated when the windows are too close", () => {
+    expect(Report.heapSlope(withHeap(small, "small", 80, 1000), withHeap(large, "small", 89, 1500))).toBeUndefined()
+    expect(Report.heapSlope(withHeap(small, "small", 80, 0), withHeap(large, "small", 89, 1500))).toBeUndefined()
+  })
+})
+
+describe("heap per message in flight across targets", () => {
+  it("is not estimated between different targets", () => {
+    const a = { ...result(scenario("a", "amqplib"), "a", undefined), heapPeakDeltaMiB: 30, peakInFlight: 300 }
+    const b = {
+      ...result(scenario("b", "Lossless", { target: "rabbitmq-runtime" }), "a", [1, 1, 1]),
+      heapPeakDeltaMiB: 60,
+      peakInFlight: 800
+    }
+    expect(Report.heapSlope(a, b)).toBeUndefined()
   })
 })

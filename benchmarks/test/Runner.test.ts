@@ -7,8 +7,10 @@ import {
   type Feature,
   only,
   outboxTarget,
+  peers,
   plan,
   rabbitmq,
+  rabbitmqRuntimeTarget,
   runtimeTarget,
   type Scenario
 } from "../src/Scenario.ts"
@@ -358,6 +360,7 @@ describe("a scenario's summary", () => {
     heapRetainedMiB: 0,
     rssPeakMiB: 0,
     duplicates: 0,
+    peakInFlight: 0,
     cpuMicrosPerMessage: 10
   })
   const base = scenario({ id: "raw" })
@@ -382,5 +385,115 @@ describe("a scenario's summary", () => {
   it("has no ratio for a requirement against a scenario without rounds", () => {
     const r = summarizeScenario(comparison, lossless, new Map([["lossless", samples.get("lossless") ?? []]]), undefined)
     expect(r.atLeast.map((q) => q.met)).toEqual([undefined, undefined])
+  })
+})
+
+describe("a paced round on memory", () => {
+  it("publishes on schedule and measures latency from when each message was due", async () => {
+    // 300 messages at 1500/s: the last is due 199 ms after the start.
+    const r = await round(scenario({ amount: { messages: 300 }, rate: 1500, batchSize: 1, publishConcurrency: 8 }))
+    expect(r.messages).toBe(300)
+    expect(r.duplicates).toBe(0)
+    expect(r.elapsedMs).toBeGreaterThanOrEqual(199)
+    expect(r.throughput).toBeLessThanOrEqual(1500 * 1.02)
+    expect(r.latencyMs.count).toBe(300)
+    // Never published before it was due.
+    expect(Math.min(r.latencyMs.p50, r.latencyMs.p95)).toBeGreaterThanOrEqual(0)
+    expect(r.peakInFlight).toBeGreaterThan(0)
+  })
+
+  it("needs an amount of messages", async () => {
+    await expect(round(scenario({ amount: { seconds: 0.1 }, rate: 100 }))).rejects.toThrow(/amount of messages/)
+  })
+})
+
+describe("the plan beside other libraries and at fixed rates", () => {
+  const peerTargets = peers.map((p) => ({ name: p.target, kind: "peer" as const }))
+  const all = [...everything, ...brokers, ...peerTargets]
+
+  it("sets each peer beside amqplib and Lossless, with the same window and prefetch", () => {
+    const comparisons = plan("quick", all).comparisons
+    const publish = comparisonOf(comparisons, "rabbitmq publish")
+    const consume = comparisonOf(comparisons, "rabbitmq consume")
+    const sendBatch = publish.scenarios.find((s) => s.target === rabbitmq.runtime)
+    const consumer = consume.scenarios.find((s) => s.target === rabbitmq.runtime)
+    for (const p of peers) {
+      const pub = publish.scenarios.find((s) => s.target === p.target)
+      expect(pub).toMatchObject({ batchSize: 100, publishConcurrency: 10, maxInFlight: 1000 })
+      expect(pub?.compareTo).toEqual([sendBatch?.id])
+      const con = consume.scenarios.find((s) => s.target === p.target)
+      expect(con).toMatchObject({ operation: "consume", prefetch: consumer?.prefetch, concurrency: 16 })
+      expect(con?.compareTo).toEqual([consumer?.id])
+    }
+    // The baselines stay amqplib's.
+    expect(publish.baseline).toContain("raw-windowed")
+  })
+
+  it("says which peers it left out and why", () => {
+    const skips = plan("quick", [...everything, ...brokers]).skipped
+    for (const p of peers)
+      expect(skips.some((s) => s.what.includes(p.label) && s.why.includes("not available"))).toBe(true)
+  })
+
+  it("offers fixed rates to amqplib, the runtime on RabbitMQ and the runtime on memory, paced by count", () => {
+    const latency = plan("quick", all).comparisons.filter((c) => c.name.startsWith("end-to-end latency"))
+    expect(latency.map((c) => c.scenarios[0]?.rate)).toEqual([1000, 5000])
+    for (const c of latency) {
+      expect(c.scenarios.map((s) => s.target)).toEqual([rabbitmq.raw, rabbitmq.runtime, "runtime"])
+      expect(c.baseline).toBe(c.scenarios[0]?.id)
+      for (const s of c.scenarios) {
+        expect(s.amount).toEqual({ messages: (s.rate ?? 0) * 0.75 })
+        expect(s.batchSize).toBe(1)
+      }
+    }
+  })
+
+  it("keeps the peers' references when filtered", () => {
+    const comparisons = plan("quick", all).comparisons
+    const kept = only(comparisons, "rascal")
+    const publish = comparisonOf(kept, "rabbitmq publish")
+    // amqplib windowed (the baseline), Lossless (the peer's other reference), amqplib naive (Lossless's requirement).
+    expect(publish.scenarios.map((s) => `${s.target}/${s.batchSize}`).sort()).toEqual(
+      [`${rabbitmq.raw}/100`, `${rabbitmq.raw}/1`, `${rabbitmq.runtime}/100`, "rascal/100"].sort()
+    )
+  })
+})
+
+describe("the full plan", () => {
+  const features = (["loss-detection", "memory-dedupe", "redis-dedupe"] as const).map((f) => ({
+    name: rabbitmqRuntimeTarget(f),
+    kind: "runtime" as const
+  }))
+  const all = [...everything, ...brokers, ...features]
+
+  it("costs each core feature on RabbitMQ against the plain runtime there, with the memory suite's requirements", () => {
+    const c = comparisonOf(plan("full", all).comparisons, "core runtime on RabbitMQ")
+    const byTarget = new Map(c.scenarios.map((s) => [s.target, s]))
+    const plain = byTarget.get(rabbitmq.runtime)
+    expect(c.baseline).toBe(byTarget.get(rabbitmq.transport)?.id)
+    expect(byTarget.get(rabbitmqRuntimeTarget("loss-detection"))).toMatchObject({ versus: plain?.id, maxCost: 0.05 })
+    expect(byTarget.get(rabbitmqRuntimeTarget("redis-dedupe"))).toMatchObject({ versus: plain?.id, maxCost: 0.1 })
+    expect(comparisonOf(plan("quick", all).comparisons, "rabbitmq publish")).toBeDefined()
+    expect(plan("quick", all).comparisons.some((c) => c.name.startsWith("core runtime on RabbitMQ"))).toBe(false)
+  })
+
+  it("sets the outbox beside the same sends without it", () => {
+    const c = comparisonOf(plan("full", all).comparisons, "outbox")
+    const direct = c.scenarios.find((s) => s.target === rabbitmq.runtime)
+    const outbox = c.scenarios.find((s) => s.target === outboxTarget)
+    expect(direct).toMatchObject({ operation: "publish", batchSize: 100, publishConcurrency: 4 })
+    expect(outbox?.compareTo).toEqual([direct?.id])
+    expect(outbox?.atLeast).toEqual([{ ratio: 0.7 }])
+  })
+
+  it("sweeps payload size, handler concurrency and the in-flight window", () => {
+    const names = plan("full", all).comparisons.map((c) => c.name)
+    for (const size of ["100 B", "1 KiB", "16 KiB"]) {
+      expect(names).toContain(`rabbitmq publish→consume ${size}: amqplib and Lossless`)
+    }
+    const byConcurrency = comparisonOf(plan("full", all).comparisons, "core runtime on rabbitmq, 1 KiB")
+    expect(byConcurrency.scenarios.map((s) => s.concurrency)).toEqual([16, 1, 64])
+    expect(names).toContain("core runtime on memory, 1 KiB: heap per message in flight")
+    expect(plan("full", all).skipped.map((s) => s.what)).toContain("partition-count sweep")
   })
 })

@@ -13,7 +13,14 @@ import { describe, expect, it } from "vitest"
 import { runRound } from "../src/Runner.ts"
 import { outboxTarget, rabbitmq, type Scenario } from "../src/Scenario.ts"
 import { outbox } from "../src/targets/outbox.ts"
-import { rabbitmqRaw, rabbitmqRawWire, rabbitmqRuntime, rabbitmqTransport } from "../src/targets/rabbitmq.ts"
+import { peerTargets } from "../src/targets/peers.ts"
+import {
+  rabbitmqRaw,
+  rabbitmqRawWire,
+  rabbitmqRuntime,
+  rabbitmqRuntimeWith,
+  rabbitmqTransport
+} from "../src/targets/rabbitmq.ts"
 import type { BenchClient, Target } from "../src/targets/Target.ts"
 
 const rabbit = await Services.require("rabbitmq")
@@ -71,7 +78,15 @@ const exchangeExists = async (name: string): Promise<boolean> => {
 const timeout = 180_000
 
 describe.skipIf(!rabbit.available)(`RabbitMQ rounds (${rabbit.reason})`, () => {
-  const targets = [rabbitmqRaw, rabbitmqRawWire, rabbitmqTransport, rabbitmqRuntime]
+  const targets = [
+    rabbitmqRaw,
+    rabbitmqRawWire,
+    rabbitmqTransport,
+    rabbitmqRuntime,
+    rabbitmqRuntimeWith("loss-detection"),
+    rabbitmqRuntimeWith("memory-dedupe"),
+    ...peerTargets
+  ]
   for (const target of targets) {
     it(
       `${target.name}: publishes and consumes every message once, then deletes what each round declared`,
@@ -92,6 +107,35 @@ describe.skipIf(!rabbit.available)(`RabbitMQ rounds (${rabbit.reason})`, () => {
         expect(consumed).toMatchObject({ messages: 1503, duplicates: 0 })
         expect(declared).toHaveLength(2)
         for (const [topic] of declared) expect(await exchangeExists(topic)).toBe(false)
+      },
+      timeout
+    )
+  }
+
+  for (const target of [rabbitmqRaw, rabbitmqRuntime]) {
+    it(
+      `${target.name}: at a fixed rate, delivers every message once, from publish to handler`,
+      async () => {
+        const { result } = await onTarget(target, (client) =>
+          runRound(
+            client,
+            scenario({
+              target: target.name,
+              operation: "publish-consume",
+              amount: { messages: 600 },
+              rate: 2000,
+              batchSize: 1,
+              publishConcurrency: 50,
+              concurrency: 16
+            }),
+            60_000
+          )
+        )
+        expect(result).toMatchObject({ messages: 600, duplicates: 0 })
+        expect(result.latencyMs.count).toBe(600)
+        // 600 messages at 2000/s take at least 300 ms to offer.
+        expect(result.elapsedMs).toBeGreaterThanOrEqual(299)
+        expect(result.latencyMs.p50).toBeGreaterThan(0)
       },
       timeout
     )

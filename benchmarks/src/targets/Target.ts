@@ -13,8 +13,13 @@ export class BenchError extends Data.TaggedError("BenchError")<{
   readonly cause?: unknown
 }> {}
 
-/** How a target drives its broker. */
-export type Kind = "lossless" | "raw" | "runtime"
+/**
+ * How a target drives its broker: `lossless` through the Transport contract,
+ * `raw` the broker's own client as a baseline, `runtime` through core's
+ * Publisher and Consumer, `peer` another library for reliable messaging on
+ * the same broker, set up for the strongest guarantees it offers.
+ */
+export type Kind = "lossless" | "raw" | "runtime" | "peer"
 
 export type Availability = { readonly available: true } | { readonly available: false; readonly reason: string }
 
@@ -29,6 +34,12 @@ export interface Sink {
   readonly onReceive: (seq: number, since?: number) => void
   /** The message received last was acked. Returns `false` when the consumer may stop. */
   readonly onSettled: () => boolean
+}
+
+/** How a scenario wants its messages consumed, beyond the prefetch. */
+export interface ConsumeOptions {
+  /** Handlers running at once, for clients that run them concurrently. */
+  readonly concurrency?: number | undefined
 }
 
 export interface BenchClient {
@@ -46,8 +57,25 @@ export interface BenchClient {
     count: number,
     payload: Uint8Array
   ) => Effect.Effect<void, BenchError>
-  /** Consumes `topic` as `group`, acking each message, until the sink says stop or the effect is interrupted. */
-  readonly consume: (topic: string, group: string, prefetch: number, sink: Sink) => Effect.Effect<void, BenchError>
+  /**
+   * Publishes a consume round's fill (not timed) when the target's own
+   * publish would take much longer than its consuming; `prepareBatch` when absent.
+   */
+  readonly prepareFill?:
+    | ((topic: string, firstSeq: number, count: number, payload: Uint8Array) => Effect.Effect<void, BenchError>)
+    | undefined
+  /**
+   * Consumes `topic` as `group`, acking each message, until the sink says stop
+   * or the effect is interrupted. Clients that run handlers concurrently take
+   * `options.concurrency` (their own default when absent); others ignore it.
+   */
+  readonly consume: (
+    topic: string,
+    group: string,
+    prefetch: number,
+    sink: Sink,
+    options?: ConsumeOptions
+  ) => Effect.Effect<void, BenchError>
   /**
    * Removes what `prepare` created on a broker that outlives the run (queues,
    * exchanges), after the round and outside its timing. In-process brokers need none.
@@ -66,6 +94,11 @@ export interface Target {
    */
   readonly kind: Kind
   readonly description: string
+  /**
+   * For a `peer`: where its guarantees differ from Lossless's, in a sentence
+   * or two, printed under the report so a ratio is read with what it buys.
+   */
+  readonly note?: string | undefined
   /** Whether it can run here; a target that needs a server checks that it answers. */
   readonly probe: Effect.Effect<Availability>
   /** A client, open for the scope (one per comparison run). */

@@ -1,29 +1,22 @@
 /**
  * Every target the harness knows, in report order. A new adapter adds its
  * file beside `memory.ts` (a `lossless` target via `fromLayer`, and a `raw`
- * target over the broker's own client as its baseline) and replaces its
- * `planned` entry here; its `probe` says whether its server answers. The
+ * target over the broker's own client as its baseline) and lists both here;
+ * its `probe` says whether its server answers. The
  * `runtime` targets drive the core Publisher and Consumer over the memory
  * transport, one per core feature (`runtime.ts`), and over RabbitMQ
- * (`rabbitmq.ts`, beside amqplib); `outbox.ts` runs the SQL outbox and its
- * relay on PostgreSQL and RabbitMQ.
+ * (`rabbitmq.ts`, beside amqplib, plain and with each feature); `peers.ts`
+ * runs other RabbitMQ libraries beside them; `outbox.ts` runs the SQL outbox
+ * and its relay on PostgreSQL and RabbitMQ.
  */
-import { Effect } from "effect"
+import { kafkaRaw, kafkaTransport } from "./kafka.ts"
 import { memory } from "./memory.ts"
 import { outbox } from "./outbox.ts"
-import { rabbitmqRaw, rabbitmqRawWire, rabbitmqRuntime, rabbitmqTransport } from "./rabbitmq.ts"
+import { peerTargets } from "./peers.ts"
+import { rabbitmqRaw, rabbitmqRawWire, rabbitmqRuntime, rabbitmqRuntimeWith, rabbitmqTransport } from "./rabbitmq.ts"
+import { rocketmqRaw, rocketmqTransport } from "./rocketmq.ts"
 import { runtime } from "./runtime.ts"
-import { BenchError, type Target } from "./Target.ts"
-
-/** A target whose adapter does not exist yet: listed, so the report says it was skipped. */
-const planned = (name: string, packageName: string): Target => ({
-  name,
-  broker: name,
-  kind: "lossless",
-  description: `${packageName}, through the Transport contract`,
-  probe: Effect.succeed({ available: false, reason: `${packageName} is not written yet` }),
-  open: Effect.fail(new BenchError({ message: `${name}: not available` }))
-})
+import type { Target } from "./Target.ts"
 
 export const targets: ReadonlyArray<Target> = [
   memory,
@@ -35,7 +28,13 @@ export const targets: ReadonlyArray<Target> = [
   rabbitmqRawWire,
   rabbitmqTransport,
   rabbitmqRuntime,
+  rabbitmqRuntimeWith("loss-detection"),
+  rabbitmqRuntimeWith("memory-dedupe"),
+  rabbitmqRuntimeWith("redis-dedupe"),
+  ...peerTargets,
   outbox,
-  planned("kafka", "@lossless/kafka"),
-  planned("rocketmq", "@lossless/rocketmq")
+  kafkaRaw,
+  kafkaTransport,
+  rocketmqRaw,
+  rocketmqTransport
 ]

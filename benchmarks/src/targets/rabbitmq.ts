@@ -19,18 +19,19 @@
  */
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Headers, MessageId, Transport } from "@lossless/core"
+import { MessageId, Transport } from "@lossless/core"
 import { RabbitTopology, RabbitTransport } from "@lossless/rabbitmq"
 import { Services } from "@lossless/testkit"
 import * as amqp from "amqplib"
 import { Context, Effect, Layer, Redacted, type Scope } from "effect"
 import * as LockFile from "../LockFile.ts"
-import { rabbitmq as names } from "../Scenario.ts"
+import { type Feature, rabbitmq as names, rabbitmqRuntimeTarget } from "../Scenario.ts"
 import { openRuntime } from "./runtime.ts"
 import { type Availability, type BenchClient, BenchError, type Target } from "./Target.ts"
 import { fromTransport, seqHeader } from "./transport.ts"
 
-const url = (): string => Services.url("rabbitmq")
+/** The broker every RabbitMQ target talks to. */
+export const url = (): string => Services.url("rabbitmq")
 
 /** The lock the project's RabbitMQ test suites take turns on the broker with (see `LockFile.ts`). */
 export const lockFile = join(tmpdir(), "lossless-rabbitmq-suites.lock")
@@ -49,7 +50,8 @@ const noop = (): void => {}
 const failed = (what: string) => (cause: unknown) =>
   new BenchError({ message: `rabbitmq: ${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
 
-const probe: Effect.Effect<Availability> = Effect.map(
+/** Whether the broker answers. */
+export const probe: Effect.Effect<Availability> = Effect.map(
   Effect.promise(() => Services.check("rabbitmq", 1000)),
   (check): Availability =>
     check.available ? { available: true } : { available: false, reason: `RabbitMQ at ${check.url}: ${check.reason}` }
@@ -130,17 +132,17 @@ const seqOf = (message: amqp.Message): number => {
 /**
  * The properties of a raw publish: persistent and mandatory, the harness's
  * number in a header; with `wire`, also what Lossless puts on every message
- * (its id as the `message-id` property, its timestamp as a header and as the
- * `timestamp` property, see `Wire.properties`), so a scenario can tell what the wire
+ * (its id as the `message-id` property and the `timestamp` property; the
+ * id's UUIDv7 carries the milliseconds, see `Wire.properties`), so a scenario can tell what the wire
  * format costs the broker from what the library's code costs. Built with the
  * batch, before the timing, like everything the raw client sends.
  */
 const publishOptions = (seq: number, wire: boolean): amqp.Options.Publish => {
   const headers: Record<string, string> = { [seqHeader]: String(seq) }
   if (!wire) return { persistent: true, mandatory: true, headers }
+  // The UUIDv7 id carries the millisecond time, so Lossless sends no timestamp header for it.
   const now = Date.now()
   const id = MessageId.fromMillis(now)
-  headers[Headers.Timestamp] = String(now)
   return { persistent: true, mandatory: true, messageId: id, timestamp: Math.floor(now / 1000), headers }
 }
 
@@ -269,12 +271,13 @@ const openTransport: Effect.Effect<BenchClient, BenchError, Scope.Scope> = Effec
   return { ...fromTransport(transport), cleanup: losslessCleanup(admin) }
 })
 
-const openRuntimeClient: Effect.Effect<BenchClient, BenchError, Scope.Scope> = Effect.gen(function* () {
-  const transport = yield* buildTransport
-  const admin = yield* connect("admin")
-  const client = yield* openRuntime(names.runtime, transport, "plain")
-  return { ...client, cleanup: losslessCleanup(admin) }
-})
+const openRuntimeClient = (feature: Feature): Effect.Effect<BenchClient, BenchError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const transport = yield* buildTransport
+    const admin = yield* connect("admin")
+    const client = yield* openRuntime(rabbitmqRuntimeTarget(feature), transport, feature)
+    return { ...client, cleanup: losslessCleanup(admin) }
+  })
 
 export const rabbitmqRaw: Target = {
   name: names.raw,
@@ -312,9 +315,52 @@ export const rabbitmqRuntime: Target = {
   kind: "runtime",
   description: "core Publisher.sendBatch + Consumer.start over @lossless/rabbitmq",
   probe,
-  open: openRuntimeClient,
+  open: openRuntimeClient("plain"),
   exclusive
 }
+
+const featureDescriptions: Record<Exclude<Feature, "plain">, string> = {
+  "loss-detection": "the runtime on RabbitMQ with sequence stamps and a LossDetector",
+  "memory-dedupe": "the runtime on RabbitMQ with Dedupe.memoryStore()",
+  "redis-dedupe": "the runtime on RabbitMQ with RedisDedupeStore (@lossless/redis, RedisClient defaults)"
+}
+
+/** Core's runtime on RabbitMQ with one feature switched on, as `runtime.ts` runs it on memory. */
+export const rabbitmqRuntimeWith = (feature: Exclude<Feature, "plain">): Target => ({
+  name: rabbitmqRuntimeTarget(feature),
+  broker: "rabbitmq",
+  kind: "runtime",
+  description: featureDescriptions[feature],
+  probe:
+    feature === "redis-dedupe"
+      ? Effect.flatMap(probe, (rabbit) =>
+          rabbit.available
+            ? Effect.map(
+                Effect.promise(() => Services.check("redis", 1000)),
+                (check): Availability =>
+                  check.available
+                    ? { available: true }
+                    : { available: false, reason: `Redis at ${check.url}: ${check.reason}` }
+              )
+            : Effect.succeed(rabbit)
+        )
+      : probe,
+  open: openRuntimeClient(feature),
+  exclusive
+})
+
+/** The names Lossless gives a topic's exchange and a group's queues, for the peer targets. */
+export const losslessTopology = topology
+
+/** Over an amqplib connection for the scope: deletes the given queues and exchanges (the peers' rounds). */
+export const rabbitRemover: Effect.Effect<
+  (what: {
+    readonly queues: ReadonlyArray<string>
+    readonly exchanges: ReadonlyArray<string>
+  }) => Effect.Effect<void, BenchError>,
+  BenchError,
+  Scope.Scope
+> = Effect.map(connect("admin"), (connection) => (what) => remove(connection, what))
 
 /** The RabbitMQ transport for the scope, for targets that build on it (the outbox's relay). */
 export const rabbitTransport: Effect.Effect<Transport.TransportShape, BenchError, Scope.Scope> = buildTransport

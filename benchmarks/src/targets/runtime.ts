@@ -28,7 +28,7 @@ type Redis = Effect.Success<ReturnType<typeof RedisClient.make>>
 
 /**
  * The consumer options the runtime targets set. Concurrency is the library's
- * default; ordering `"none"` because the harness's messages have no key (with
+ * default (a scenario may set another); ordering `"none"` because the harness's messages have no key (with
  * `"key"` they would be spread round-robin over one lane per worker). The
  * prefetch is the scenario's, like the transport targets'.
  */
@@ -181,6 +181,15 @@ export const openRuntime = (
         ),
 
       prepareBatch: (topic, firstSeq, count, payload) => {
+        if (count === 1) {
+          // One message: `send`, as an application sends one.
+          const t = topicOf(topic)
+          const options = { headers: { [seqHeader]: String(firstSeq) } }
+          return Effect.suspend(() => publisher.send(t, payload, options)).pipe(
+            Effect.asVoid,
+            Effect.mapError((cause) => new BenchError({ message: `${name}: send failed: ${cause.message}`, cause }))
+          )
+        }
         const messages: Array<Publisher.Outgoing<Uint8Array>> = []
         for (let i = 0; i < count; i++) messages.push({ payload, headers: { [seqHeader]: String(firstSeq + i) } })
         const t = topicOf(topic)
@@ -191,7 +200,7 @@ export const openRuntime = (
         )
       },
 
-      consume: (topic, group, prefetch, sink) =>
+      consume: (topic, group, prefetch, sink, options) =>
         Effect.scoped(
           Effect.gen(function* () {
             const stop = Deferred.makeUnsafe<void>()
@@ -199,6 +208,7 @@ export const openRuntime = (
               topic: topicOf(topic),
               group,
               ...consumerSettings,
+              concurrency: options?.concurrency ?? consumerSettings.concurrency,
               prefetch,
               lossDetector,
               dedupe: dedupe === undefined ? undefined : { store: dedupe.store },
