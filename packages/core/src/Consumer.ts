@@ -400,10 +400,14 @@ export const start = <A, E, R>(
           )
 
     const detector = options.lossDetector
+    const clock = yield* Clock.Clock
     const handle: (job: Job<A>) => Effect.Effect<void, never, R> =
       detector === undefined
         ? handleNow
-        : (job) => Effect.andThen(detector.observe(job.delivery.envelope, job.delivery), handleNow(job))
+        : (job) => {
+            detector.record(job.delivery.envelope, job.delivery, clock.currentTimeMillisUnsafe())
+            return handleNow(job)
+          }
 
     /**
      * Claims the keys of a chunk of deliveries in one store round trip before

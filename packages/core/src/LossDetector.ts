@@ -280,6 +280,8 @@ const duplicateCounter = Metric.counter("lossless_messages_duplicated_total", {
 export interface LossDetector {
   /** Records a received envelope (the consumer calls it for every delivery). */
   readonly observe: (envelope: Envelope, arrival: Arrival) => Effect.Effect<void>
+  /** `observe` at a known time, without an Effect: for callers that already read the clock. */
+  readonly record: (envelope: Envelope, arrival: Arrival, now: number) => void
   /** Declares lost what is past the grace window now (also runs on a schedule). */
   readonly sweep: Effect.Effect<ReadonlyArray<Gap>>
   /** Counts and lost runs so far, after a sweep. */
@@ -327,6 +329,7 @@ export const make = (options: DetectorOptions = {}): Effect.Effect<LossDetector,
           tracker.observe(envelope, arrival, clock.currentTimeMillisUnsafe())
           return Effect.void
         }),
+      record: (envelope, arrival, now) => tracker.observe(envelope, arrival, now),
       sweep,
       report: Effect.map(sweep, () => tracker.report())
     }
