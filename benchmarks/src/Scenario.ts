@@ -464,6 +464,97 @@ export const rabbitmqSuite = (mode: Mode, available: ReadonlySet<string>): Reado
   ]
 }
 
+/** The brokers measured on the testkit's wire emulators: each raw client beside Lossless. */
+export const emulated = [
+  { broker: "kafka", client: "kafkajs", raw: "kafka-raw", transport: "kafka", runtime: "kafka-runtime" },
+  {
+    broker: "rocketmq",
+    client: "rocketmq-client-nodejs",
+    raw: "rocketmq-raw",
+    transport: "rocketmq",
+    runtime: "rocketmq-runtime"
+  }
+] as const
+
+/**
+ * Kafka and RocketMQ (on their emulators, in-process) beside their raw clients
+ * with the same guarantees, 1 KiB: publish in batches of 100, ten in flight,
+ * and consume from a pre-filled topic with prefetch 100. Lossless through
+ * core's runtime (`Publisher.sendBatch`, `Consumer.start`) must reach ≥ 0.9×
+ * the raw client; the adapter alone (the Transport contract) is shown beside it.
+ */
+export const emulatedSuite = (mode: Mode, available: ReadonlySet<string>): ReadonlyArray<Comparison> => {
+  const payloadBytes = 1024
+  const size = sizeTag(payloadBytes)
+  return emulated.flatMap((b) => {
+    if (!available.has(b.raw)) return []
+    const publishPrefix = `${b.broker}/publish/${size}`
+    const publish: Scenario = {
+      id: `${publishPrefix}/raw`,
+      label: `${b.client} publish (1000 in flight)`,
+      target: b.raw,
+      operation: "publish",
+      payloadBytes,
+      amount: { seconds: 1 },
+      batchSize: 100,
+      publishConcurrency: 10,
+      prefetch: 0,
+      maxInFlight: 1000
+    }
+    const consumePrefix = `${b.broker}/consume/${size}`
+    const consume: Scenario = {
+      id: `${consumePrefix}/raw`,
+      label: `${b.client} consume, ack each`,
+      target: b.raw,
+      operation: "consume",
+      payloadBytes,
+      amount: { messages: mode === "quick" ? 10_000 : 20_000 },
+      batchSize: 100,
+      publishConcurrency: 10,
+      prefetch: 100,
+      maxInFlight: 1000
+    }
+    const lossless = (base: Scenario, what: "publish" | "consume"): Array<Scenario> => [
+      ...(available.has(b.transport)
+        ? [
+            {
+              ...base,
+              id: base.id.replace(/raw$/, "transport"),
+              label: what === "publish" ? "Lossless Transport.publish only" : "Lossless Transport.subscribe only",
+              target: b.transport
+            }
+          ]
+        : []),
+      ...(available.has(b.runtime)
+        ? [
+            {
+              ...base,
+              id: base.id.replace(/raw$/, "runtime"),
+              label: what === "publish" ? "Lossless Publisher.sendBatch" : "Lossless Consumer.start, empty handler",
+              target: b.runtime,
+              ...(what === "consume" ? { concurrency: defaultConcurrency } : {}),
+              atLeast: [{ ratio: 0.9 }]
+            }
+          ]
+        : [])
+    ]
+    return [
+      {
+        name: `${b.broker} publish ${formatBytes(payloadBytes)} on the emulator, beside ${b.client}`,
+        baseline: publish.id,
+        ...brokerRounds(mode),
+        scenarios: [publish, ...lossless(publish, "publish")]
+      },
+      {
+        name: `${b.broker} consume ${formatBytes(payloadBytes)} on the emulator, beside ${b.client}`,
+        baseline: consume.id,
+        ...brokerRounds(mode),
+        scenarios: [consume, ...lossless(consume, "consume")]
+      }
+    ]
+  })
+}
+
 /**
  * The transactional outbox end to end beside amqplib's windowed publish on
  * the same broker, in the same rounds. Each publish call of the outbox
@@ -749,6 +840,7 @@ export const plan = (mode: Mode, targets: ReadonlyArray<{ readonly name: string;
         .flatMap((t) => transportSuite(t.name, mode)),
       ...runtimeSuite(mode, available),
       ...rabbitmqSuite(mode, available),
+      ...emulatedSuite(mode, available),
       ...latencySuite(mode, available),
       ...rabbitmqFeatureSuite(mode, available),
       ...outboxSuite(mode, available),

@@ -9,12 +9,12 @@
  * runs other RabbitMQ libraries beside them; `outbox.ts` runs the SQL outbox
  * and its relay on PostgreSQL and RabbitMQ.
  */
-import { kafkaRaw, kafkaTransport } from "./kafka.ts"
+import { kafkaRaw, kafkaRuntime, kafkaTransport } from "./kafka.ts"
 import { memory } from "./memory.ts"
 import { outbox } from "./outbox.ts"
 import { peerTargets } from "./peers.ts"
 import { rabbitmqRaw, rabbitmqRawWire, rabbitmqRuntime, rabbitmqRuntimeWith, rabbitmqTransport } from "./rabbitmq.ts"
-import { rocketmqRaw, rocketmqTransport } from "./rocketmq.ts"
+import { rocketmqRaw, rocketmqRuntime, rocketmqTransport } from "./rocketmq.ts"
 import { runtime } from "./runtime.ts"
 import type { Target } from "./Target.ts"
 
@@ -35,6 +35,8 @@ export const targets: ReadonlyArray<Target> = [
   outbox,
   kafkaRaw,
   kafkaTransport,
+  kafkaRuntime,
   rocketmqRaw,
-  rocketmqTransport
+  rocketmqTransport,
+  rocketmqRuntime
 ]

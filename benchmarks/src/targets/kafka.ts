@@ -16,8 +16,9 @@ import { KafkaTopology, KafkaTransport } from "@lossless/kafka"
 import * as KafkaEmulator from "@lossless/testkit/kafka"
 import { Effect } from "effect"
 import { Kafka, logLevel, Partitioners } from "kafkajs"
+import { openRuntime } from "./runtime.ts"
 import { type BenchClient, BenchError, type Target } from "./Target.ts"
-import { fromLayer, seqHeader } from "./transport.ts"
+import { buildTransport, fromLayer, seqHeader } from "./transport.ts"
 
 const failed = (what: string) => (cause: unknown) =>
   new BenchError({ message: `kafka: ${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
@@ -98,8 +99,16 @@ const openRaw = Effect.gen(function* () {
   } satisfies BenchClient
 })
 
-const openTransport = Effect.flatMap(emulator, ({ brokers }) =>
-  fromLayer(KafkaTransport.layer({ url: `kafka://${brokers.join(",")}`, partitions, maxWaitTime: "100 millis" }))
+const transportLayer = (brokers: ReadonlyArray<string>) =>
+  KafkaTransport.layer({ url: `kafka://${brokers.join(",")}`, partitions, maxWaitTime: "100 millis" })
+
+const openTransport = Effect.flatMap(emulator, ({ brokers }) => fromLayer(transportLayer(brokers)))
+
+/** Core's Publisher and Consumer over the adapter, as the RabbitMQ runtime target runs them. */
+const openRuntimeClient = Effect.flatMap(emulator, ({ brokers }) =>
+  Effect.flatMap(buildTransport(transportLayer(brokers)), (transport) =>
+    openRuntime("kafka-runtime", transport, "plain")
+  )
 )
 
 const probe = Effect.succeed({ available: true } as const)
@@ -120,4 +129,13 @@ export const kafkaTransport: Target = {
   description: "@lossless/kafka, through the Transport contract, on the emulator",
   probe,
   open: openTransport
+}
+
+export const kafkaRuntime: Target = {
+  name: "kafka-runtime",
+  broker: "kafka",
+  kind: "runtime",
+  description: "core Publisher.sendBatch + Consumer.start over @lossless/kafka, on the emulator",
+  probe,
+  open: openRuntimeClient
 }

@@ -19,8 +19,9 @@ import { RocketTopology, RocketTransport } from "@lossless/rocketmq"
 import * as RocketEmulator from "@lossless/testkit/rocketmq"
 import { Effect, Scope } from "effect"
 import { Producer, SimpleConsumer } from "rocketmq-client-nodejs"
+import { openRuntime } from "./runtime.ts"
 import { type BenchClient, BenchError, type Target } from "./Target.ts"
-import { fromLayer, seqHeader } from "./transport.ts"
+import { buildTransport, fromLayer, seqHeader } from "./transport.ts"
 
 const failed = (what: string) => (cause: unknown) =>
   new BenchError({ message: `rocketmq: ${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
@@ -113,6 +114,15 @@ const openTransport: Effect.Effect<BenchClient, BenchError, Scope.Scope> = Effec
   fromLayer(RocketTransport.layer({ url: `rocketmq://${endpoint}` }))
 )
 
+/** Core's Publisher and Consumer over the adapter, as the RabbitMQ runtime target runs them. */
+const openRuntimeClient: Effect.Effect<BenchClient, BenchError, Scope.Scope> = Effect.flatMap(
+  emulator,
+  ({ endpoint }) =>
+    Effect.flatMap(buildTransport(RocketTransport.layer({ url: `rocketmq://${endpoint}` })), (transport) =>
+      openRuntime("rocketmq-runtime", transport, "plain")
+    )
+)
+
 const probe = Effect.succeed({ available: true } as const)
 
 export const rocketmqRaw: Target = {
@@ -132,4 +142,13 @@ export const rocketmqTransport: Target = {
   description: "@lossless/rocketmq, through the Transport contract, on the emulator",
   probe,
   open: openTransport
+}
+
+export const rocketmqRuntime: Target = {
+  name: "rocketmq-runtime",
+  broker: "rocketmq",
+  kind: "runtime",
+  description: "core Publisher.sendBatch + Consumer.start over @lossless/rocketmq, on the emulator",
+  probe,
+  open: openRuntimeClient
 }

@@ -56,6 +56,15 @@ export const fromTransport = (transport: Transport.TransportShape): BenchClient 
 })
 
 /** Opens a client over the transport a layer provides, for the current scope. */
+/** Builds a transport layer for the scope. */
+export const buildTransport = <E>(
+  layer: Layer.Layer<Transport.Transport, E>
+): Effect.Effect<Transport.TransportShape, BenchError, Scope.Scope> =>
+  Layer.build(layer).pipe(
+    Effect.map((context) => Context.get(context, Transport.Transport)),
+    Effect.mapError((cause) => new BenchError({ message: "could not build the transport layer", cause }))
+  )
+
 export const fromLayer = <E>(
   layer: Layer.Layer<Transport.Transport, E>
 ): Effect.Effect<BenchClient, BenchError, Scope.Scope> =>

@@ -83,7 +83,7 @@ export interface RocketOptions {
   readonly maxPrefetch?: number | undefined
   /**
    * Most sends of one `publish` call in flight at once.
-   * @default 64
+   * @default 256
    */
   readonly publishConcurrency?: number | undefined
   /**
@@ -184,7 +184,7 @@ export const defaults = {
   connectTimeout: Duration.seconds(10),
   receiveBatch: 32,
   maxPrefetch: 1024,
-  publishConcurrency: 64,
+  publishConcurrency: 256,
   maxMessageBytes: defaultMaxMessageBytes,
   maxDelay: Duration.hours(72),
   maxInvisibleDuration: Duration.hours(12),

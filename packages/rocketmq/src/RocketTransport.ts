@@ -41,7 +41,7 @@ import {
   type TransportUnavailable,
   type TransportUrl
 } from "@lossless/core"
-import { Clock, Config, Deferred, Duration, Effect, Layer, Scope } from "effect"
+import { Config, Deferred, Duration, Effect, Layer, Scope } from "effect"
 import * as Clients from "./internal/clients.ts"
 import * as Subscription from "./internal/subscription.ts"
 import * as Wire from "./internal/wire.ts"
@@ -93,31 +93,38 @@ export const make = (
      * user topics are checked against the portable names: derived ones
      * (dead letters) contain the reserved separator on purpose.
      */
-    const send = (envelope: Envelope.Envelope, topic: string, derived: boolean): Effect.Effect<void, PublishError> =>
-      Effect.gen(function* () {
-        const size = envelope.payload.byteLength
-        if (size > config.maxMessageBytes) {
-          return yield* new MessageTooLarge({
-            topic: envelope.topic,
-            messageId: envelope.id,
-            size,
-            limit: config.maxMessageBytes
-          })
-        }
-        if (!derived && !Names.isValid(topic)) return yield* new TopicNotFound({ topic })
-        const now = yield* Clock.currentTimeMillis
-        const message = Wire.message(envelope, shape, now, topic)
-        const sent = yield* Effect.result(Effect.tryPromise({ try: () => producer.send(message), catch: (e) => e }))
-        if (sent._tag === "Success") return
-        if (!config.strict && RocketError.isStoredWithoutConfirmation(sent.failure)) return
-        return yield* RocketError.publishFailure(sent.failure, {
-          topic: envelope.topic,
-          messageId: envelope.id,
-          size,
-          limit: config.maxMessageBytes,
-          timeoutMillis
+    // Without a generator: this runs once per message sent.
+    const send = (envelope: Envelope.Envelope, topic: string, derived: boolean): Effect.Effect<void, PublishError> => {
+      const size = envelope.payload.byteLength
+      if (size > config.maxMessageBytes) {
+        return Effect.fail(
+          new MessageTooLarge({ topic: envelope.topic, messageId: envelope.id, size, limit: config.maxMessageBytes })
+        )
+      }
+      if (!derived && !Names.isValid(topic)) return Effect.fail(new TopicNotFound({ topic }))
+      return Effect.clockWith((clock) => {
+        const message = Wire.message(envelope, shape, clock.currentTimeMillisUnsafe(), topic)
+        return Effect.callback<void, PublishError>((resume) => {
+          producer.send(message).then(
+            () => resume(Effect.void),
+            (error: unknown) =>
+              resume(
+                !config.strict && RocketError.isStoredWithoutConfirmation(error)
+                  ? Effect.void
+                  : Effect.fail(
+                      RocketError.publishFailure(error, {
+                        topic: envelope.topic,
+                        messageId: envelope.id,
+                        size,
+                        limit: config.maxMessageBytes,
+                        timeoutMillis
+                      })
+                    )
+              )
+          )
         })
       })
+    }
 
     const publish: Transport.TransportShape["publish"] = (batch) => {
       if (!config.fifo) {
