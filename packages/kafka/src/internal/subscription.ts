@@ -371,22 +371,18 @@ export const subscribe = (
     return true
   }
 
+  // Without a generator: this runs once per delivery.
   function toDelivery(item: Incoming): Effect.Effect<Delivery.Delivery | undefined> {
-    return Effect.gen(function* () {
-      const headers = Wire.headers(item.message.headers)
-      delete headers[KafkaTopology.retryDueHeader]
-      const decoded = yield* Effect.result(
-        Envelope.fromWire({
-          topic: envelopeTopic,
-          payload: Wire.payload(item.message),
-          headers,
-          key: item.message.key?.toString("utf8")
-        })
-      )
-      if (decoded._tag === "Success") return makeDelivery(item, decoded.success)
-      yield* quarantine(item, headers, decoded.failure.message)
-      return undefined
+    const headers = Wire.headers(item.message.headers)
+    delete headers[KafkaTopology.retryDueHeader]
+    const decoded = Envelope.decodeWire({
+      topic: envelopeTopic,
+      payload: Wire.payload(item.message),
+      headers,
+      key: item.message.key?.toString("utf8")
     })
+    if (decoded._tag === "Success") return Effect.succeed(makeDelivery(item, decoded.success))
+    return Effect.as(quarantine(item, headers, decoded.failure.message), undefined)
   }
 
   /** Publishes copies and answers `undefined` once all are confirmed, else the first failure. */
