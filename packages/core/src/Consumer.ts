@@ -278,6 +278,38 @@ export const start = <A, E, R>(
         return Option.isNone(failure) ? Effect.void : afterFailure(delivery, failure.value.error)
       })
 
+    /**
+     * `process`, with the first run of the handler matched directly: the
+     * common, successful delivery goes from handler to ack without the retry
+     * machinery, which a failure then enters as before.
+     */
+    const processFast = (delivery: Delivery, message: Message.Message<A>, context: Context) =>
+      Effect.matchCauseEffect(
+        Effect.suspend(() => handler(message, context)),
+        {
+          onSuccess: () => ackHandled(delivery),
+          onFailure: (cause) =>
+            // Interrupted (shutdown): leave it unsettled for redelivery.
+            Cause.hasInterruptsOnly(cause)
+              ? Effect.void
+              : policy.immediate < 1 || policy.isPermanent(Cause.squash(cause))
+                ? afterFailure(delivery, Cause.squash(cause))
+                : Effect.flatMap(
+                    Effect.exit(
+                      Effect.retry(attempt(message, context), {
+                        times: policy.immediate - 1,
+                        while: (next) => !policy.isPermanent(next.error)
+                      })
+                    ),
+                    (exit) => {
+                      if (Exit.isSuccess(exit)) return ackHandled(delivery)
+                      const failure = Cause.findErrorOption(exit.cause)
+                      return Option.isNone(failure) ? Effect.void : afterFailure(delivery, failure.value.error)
+                    }
+                  )
+        }
+      )
+
     /** The store could not be reached: hand the message back, or handle it without dedupe. */
     const storeDown = (
       dedupe: Dedupe.Resolved,
@@ -369,7 +401,8 @@ export const start = <A, E, R>(
       const delivery = job.delivery
       if (decoded._tag === "Failure") return deadLetter(delivery, describe(decoded.failure))
       const context: Context = { group, attempt: delivery.attempt, redelivered: delivery.redelivered }
-      if (dedupe === undefined) return process(delivery, decoded.success, context)
+      // With observability on, each run is in a span and counted: the general path.
+      if (dedupe === undefined) return (observed ? process : processFast)(delivery, decoded.success, context)
       if (Dedupe.isInbox(dedupe.store)) return processInbox(dedupe, dedupe.store, delivery, decoded.success, context)
       return processOnce(dedupe, dedupe.store, job, decoded.success, context)
     }
