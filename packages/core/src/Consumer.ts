@@ -157,6 +157,9 @@ interface Completed extends Dedupe.Completion {
   readonly delivery: Delivery
 }
 
+/** How a handler ended after its immediate retries. */
+type HandlerExit = Exit.Exit<void, HandlerFailure>
+
 /** Why a handler run failed: its error, or a defect it threw. */
 class HandlerFailure {
   readonly cause: Cause.Cause<unknown>
@@ -237,21 +240,45 @@ export const start = <A, E, R>(
         : run
     }
 
-    /** Runs the handler with immediate retries; the exit says how it ended. */
-    const runHandler = (message: Message.Message<A>, context: Context) => {
-      const once = attempt(message, context)
+    /**
+     * Runs the handler with immediate retries and continues with how it ended.
+     * A successful first run goes straight on, without the retry machinery.
+     */
+    const runThen = <X>(
+      message: Message.Message<A>,
+      context: Context,
+      then: (exit: HandlerExit) => Effect.Effect<X, never, R>
+    ): Effect.Effect<X, never, R> => {
       // The retry schedule is built only after a failure: the common, successful run skips it.
-      return Effect.exit(
-        Effect.catch(once, (failure) =>
-          policy.immediate < 1 || policy.isPermanent(failure.error)
-            ? Effect.fail(failure)
-            : Effect.retry(once, {
-                times: policy.immediate - 1,
-                while: (next) => !policy.isPermanent(next.error)
-              })
-        )
-      )
+      const retried = (failure: HandlerFailure) =>
+        policy.immediate < 1 || policy.isPermanent(failure.error)
+          ? then(Exit.fail(failure))
+          : Effect.flatMap(
+              Effect.exit(
+                Effect.retry(attempt(message, context), {
+                  times: policy.immediate - 1,
+                  while: (next) => !policy.isPermanent(next.error)
+                })
+              ),
+              then
+            )
+      // With observability on, every run is in a span and counted (`attempt`).
+      const first = observed ? attempt(message, context) : Effect.suspend(() => handler(message, context))
+      return Effect.matchCauseEffect(first, {
+        onSuccess: () => then(Exit.void),
+        onFailure: (cause: Cause.Cause<unknown>) => {
+          if (Cause.hasInterruptsOnly(cause)) return then(Exit.failCause(cause as Cause.Cause<never>))
+          const error = Cause.findErrorOption(cause)
+          return retried(
+            error._tag === "Some" && error.value instanceof HandlerFailure ? error.value : new HandlerFailure(cause)
+          )
+        }
+      })
     }
+
+    /** Runs the handler with immediate retries; the exit says how it ended. */
+    const runHandler = (message: Message.Message<A>, context: Context): Effect.Effect<HandlerExit, never, R> =>
+      runThen(message, context, Effect.succeed)
 
     /** Settles a delivery whose handler failed: retry later on the policy's schedule, or dead-letter. */
     const afterFailure = (delivery: Delivery, error: unknown) =>
@@ -271,44 +298,12 @@ export const start = <A, E, R>(
 
     /** Handles a decoded message without dedupe. */
     const process = (delivery: Delivery, message: Message.Message<A>, context: Context) =>
-      Effect.flatMap(runHandler(message, context), (exit) => {
+      runThen(message, context, (exit) => {
         if (Exit.isSuccess(exit)) return ackHandled(delivery)
         const failure = Cause.findErrorOption(exit.cause)
         // Interrupted (shutdown): leave it unsettled for redelivery.
         return Option.isNone(failure) ? Effect.void : afterFailure(delivery, failure.value.error)
       })
-
-    /**
-     * `process`, with the first run of the handler matched directly: the
-     * common, successful delivery goes from handler to ack without the retry
-     * machinery, which a failure then enters as before.
-     */
-    const processFast = (delivery: Delivery, message: Message.Message<A>, context: Context) =>
-      Effect.matchCauseEffect(
-        Effect.suspend(() => handler(message, context)),
-        {
-          onSuccess: () => ackHandled(delivery),
-          onFailure: (cause) =>
-            // Interrupted (shutdown): leave it unsettled for redelivery.
-            Cause.hasInterruptsOnly(cause)
-              ? Effect.void
-              : policy.immediate < 1 || policy.isPermanent(Cause.squash(cause))
-                ? afterFailure(delivery, Cause.squash(cause))
-                : Effect.flatMap(
-                    Effect.exit(
-                      Effect.retry(attempt(message, context), {
-                        times: policy.immediate - 1,
-                        while: (next) => !policy.isPermanent(next.error)
-                      })
-                    ),
-                    (exit) => {
-                      if (Exit.isSuccess(exit)) return ackHandled(delivery)
-                      const failure = Cause.findErrorOption(exit.cause)
-                      return Option.isNone(failure) ? Effect.void : afterFailure(delivery, failure.value.error)
-                    }
-                  )
-        }
-      )
 
     /** The store could not be reached: hand the message back, or handle it without dedupe. */
     const storeDown = (
@@ -401,8 +396,7 @@ export const start = <A, E, R>(
       const delivery = job.delivery
       if (decoded._tag === "Failure") return deadLetter(delivery, describe(decoded.failure))
       const context: Context = { group, attempt: delivery.attempt, redelivered: delivery.redelivered }
-      // With observability on, each run is in a span and counted: the general path.
-      if (dedupe === undefined) return (observed ? process : processFast)(delivery, decoded.success, context)
+      if (dedupe === undefined) return process(delivery, decoded.success, context)
       if (Dedupe.isInbox(dedupe.store)) return processInbox(dedupe, dedupe.store, delivery, decoded.success, context)
       return processOnce(dedupe, dedupe.store, job, decoded.success, context)
     }
