@@ -130,7 +130,8 @@ export interface RabbitOptions {
   readonly connectionName?: string | undefined
   /**
    * Extra amqplib socket options, for `amqps://` certificates (`ca`, `cert`, `key`,
-   * `servername`) or TCP keep-alive. Not read from the URL.
+   * `servername`) or TCP keep-alive. Not read from the URL. Nagle's algorithm is
+   * off unless `noDelay: false` is given here.
    * @default {}
    */
   readonly socket?: SocketOptions | undefined

@@ -97,6 +97,9 @@ export const make = (config: RabbitConfig): Effect.Effect<ConnectionManager, Tra
     const scrub = (text: string) => RabbitError.scrub(text, secret)
     const options = connectOptions(config)
     const socketOptions: amqp.SocketOptions = {
+      // Nagle's algorithm holds small frames (a publish, an ack) back until the previous segment is
+      // acknowledged, which meets the peer's delayed ACK: tens of milliseconds per message at low rates.
+      noDelay: true,
       ...config.socket,
       timeout: Math.max(1, Math.round(Duration.toMillis(config.connectTimeout))),
       clientProperties: { ...config.socket.clientProperties, connection_name: config.connectionName }
