@@ -61,7 +61,10 @@ export const probe: Effect.Effect<Availability> = Effect.map(
 const connect = (purpose: string): Effect.Effect<amqp.ChannelModel, BenchError, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.tryPromise({
-      try: () => amqp.connect(url(), { clientProperties: { connection_name: `lossless-bench ${purpose}` } }),
+      // TCP_NODELAY as @lossless/rabbitmq sets it by default, so the comparison measures the
+      // libraries' own work rather than two socket settings.
+      try: () =>
+        amqp.connect(url(), { noDelay: true, clientProperties: { connection_name: `lossless-bench ${purpose}` } }),
       catch: failed("could not connect")
     }).pipe(
       // An unhandled 'error' event would end the process; failures surface through the operations instead.
