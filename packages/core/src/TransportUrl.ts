@@ -12,9 +12,9 @@
  *
  * @since 0.1.0
  */
-import { Config, Effect, Layer, Redacted } from "effect"
+import { Config, Effect, Layer, Redacted, type Scope } from "effect"
 import { InvalidUrl, type TransportUnavailable, UnknownScheme } from "./Errors.ts"
-import type { Transport } from "./Transport.ts"
+import { Transport, type TransportShape } from "./Transport.ts"
 
 /** An adapter's entry point: the schemes it serves and how to build it from a URL. */
 export interface TransportPlugin {
@@ -94,3 +94,42 @@ export const layerConfig = (
       layer(plugins, url)
     )
   )
+
+/** How an adapter builds its transport: from its options, through its validated configuration. */
+export interface AdapterSpec<Options extends { readonly url: unknown }, Settings> {
+  readonly name: string
+  readonly schemes: ReadonlyArray<string>
+  /** Validates options into settings; a bad URL fails with `InvalidUrl`. */
+  readonly configure: (options: Options) => Effect.Effect<Settings, InvalidUrl>
+  /** Connects; the transport's resources close with the scope. */
+  readonly build: (settings: Settings) => Effect.Effect<TransportShape, TransportUnavailable, Scope.Scope>
+  /** The options read from the environment when `layerConfig` is given none. */
+  readonly fromEnv: Config.Wrap<Options>
+  /** The options for a URL that names the adapter's scheme (options may ride in its query). */
+  readonly fromUrl: (url: Redacted.Redacted<URL>) => Options
+}
+
+/** The layers and URL plugin of an adapter. */
+export interface Adapter<Options> {
+  /** The transport from options; connected when built, closed when released. */
+  readonly layer: (options: Options) => Layer.Layer<Transport, InvalidUrl | TransportUnavailable>
+  /** The transport from `Config`: the adapter's environment variables by default, or any record of configs. */
+  readonly layerConfig: (
+    config?: Config.Wrap<Options>
+  ) => Layer.Layer<Transport, InvalidUrl | TransportUnavailable | Config.ConfigError>
+  /** Serves the adapter's URL schemes. */
+  readonly plugin: TransportPlugin
+}
+
+/** The layers and URL plugin every adapter exports, written once. */
+export const adapter = <Options extends { readonly url: unknown }, Settings>(
+  spec: AdapterSpec<Options, Settings>
+): Adapter<Options> => {
+  const build = (options: Options) => Effect.flatMap(spec.configure(options), spec.build)
+  const layer = (options: Options) => Layer.effect(Transport, build(options))
+  return {
+    layer,
+    layerConfig: (config = spec.fromEnv) => Layer.effect(Transport, Effect.flatMap(Config.unwrap(config), build)),
+    plugin: { name: spec.name, schemes: spec.schemes, layer: (url) => layer(spec.fromUrl(url)) }
+  }
+}

@@ -35,11 +35,11 @@ import {
   MessageTooLarge,
   type PublishError,
   TopicNotFound,
-  Transport,
+  type Transport,
   type TransportUnavailable,
-  type TransportUrl
+  TransportUrl
 } from "@lossless/core"
-import { Config, Effect, Layer, Result, Schedule, type Scope } from "effect"
+import { type Config, Effect, type Layer, Result, Schedule, type Scope } from "effect"
 import * as Client from "./internal/client.ts"
 import * as Producer from "./internal/producer.ts"
 import * as Subscription from "./internal/subscription.ts"
@@ -148,29 +148,26 @@ export const make = (
 /** Why the layer could not be built: a bad URL, or a cluster that could not be reached on the connect schedule. */
 export type LayerError = InvalidUrl | TransportUnavailable
 
+const adapter = TransportUrl.adapter({
+  name: KafkaError.transport,
+  schemes: ["kafka", "kafkas"],
+  configure: KafkaConfig.make,
+  build: make,
+  fromEnv: KafkaConfig.fromEnv,
+  fromUrl: (url): KafkaConfig.KafkaOptions => ({ url })
+})
+
 /** The Kafka transport from options; connected when built, closed (consumers, producer, admin) when released. */
-export const layer = (options: KafkaConfig.KafkaOptions): Layer.Layer<Transport.Transport, LayerError> =>
-  Layer.effect(Transport.Transport, Effect.flatMap(KafkaConfig.make(options), make))
+export const layer: (options: KafkaConfig.KafkaOptions) => Layer.Layer<Transport.Transport, LayerError> = adapter.layer
 
 /**
  * The Kafka transport from `Config`: by default the URL in
  * `LOSSLESS_KAFKA_URL` (options in its query string); or any record of
  * configs, e.g. `{ url: Config.Redacted("KAFKA_URL"), partitions: Config.succeed(12) }`.
  */
-export const layerConfig = (
-  config: Config.Wrap<KafkaConfig.KafkaOptions> = KafkaConfig.fromEnv
-): Layer.Layer<Transport.Transport, LayerError | Config.ConfigError> =>
-  Layer.effect(
-    Transport.Transport,
-    Effect.gen(function* () {
-      const options = yield* Config.unwrap(config)
-      return yield* Effect.flatMap(KafkaConfig.make(options), make)
-    })
-  )
+export const layerConfig: (
+  config?: Config.Wrap<KafkaConfig.KafkaOptions>
+) => Layer.Layer<Transport.Transport, LayerError | Config.ConfigError> = adapter.layerConfig
 
 /** Serves `kafka://` and `kafkas://` URLs; options may ride in the query string. */
-export const plugin: TransportUrl.TransportPlugin = {
-  name: KafkaError.transport,
-  schemes: ["kafka", "kafkas"],
-  layer: (url) => layer({ url })
-}
+export const plugin: TransportUrl.TransportPlugin = adapter.plugin

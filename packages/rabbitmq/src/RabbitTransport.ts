@@ -32,11 +32,11 @@ import {
   Names,
   type PublishError,
   TopicNotFound,
-  Transport,
+  type Transport,
   type TransportUnavailable,
-  type TransportUrl
+  TransportUrl
 } from "@lossless/core"
-import { Config, Deferred, Effect, Layer, Result, type Scope } from "effect"
+import { type Config, Deferred, Effect, type Layer, Result, type Scope } from "effect"
 import * as Confirms from "./internal/confirms.ts"
 import * as Connection from "./internal/connection.ts"
 import * as Subscription from "./internal/subscription.ts"
@@ -170,29 +170,27 @@ export const make = (
 /** Why the layer could not be built: a bad URL, or a broker that could not be reached on the connect schedule. */
 export type LayerError = InvalidUrl | TransportUnavailable
 
+const adapter = TransportUrl.adapter({
+  name: RabbitError.transport,
+  schemes: ["amqp", "amqps"],
+  configure: RabbitConfig.make,
+  build: make,
+  fromEnv: RabbitConfig.fromEnv,
+  fromUrl: (url): RabbitConfig.RabbitOptions => ({ url })
+})
+
 /** The RabbitMQ transport from options; connected when built, closed (channels, then connection) when released. */
-export const layer = (options: RabbitConfig.RabbitOptions): Layer.Layer<Transport.Transport, LayerError> =>
-  Layer.effect(Transport.Transport, Effect.flatMap(RabbitConfig.make(options), make))
+export const layer: (options: RabbitConfig.RabbitOptions) => Layer.Layer<Transport.Transport, LayerError> =
+  adapter.layer
 
 /**
  * The RabbitMQ transport from `Config`: by default the URL in
  * `LOSSLESS_RABBITMQ_URL` (options in its query string); or any record of
  * configs, e.g. `{ url: Config.Redacted("AMQP_URL"), queueType: Config.succeed("quorum") }`.
  */
-export const layerConfig = (
-  config: Config.Wrap<RabbitConfig.RabbitOptions> = RabbitConfig.fromEnv
-): Layer.Layer<Transport.Transport, LayerError | Config.ConfigError> =>
-  Layer.effect(
-    Transport.Transport,
-    Effect.gen(function* () {
-      const options = yield* Config.unwrap(config)
-      return yield* Effect.flatMap(RabbitConfig.make(options), make)
-    })
-  )
+export const layerConfig: (
+  config?: Config.Wrap<RabbitConfig.RabbitOptions>
+) => Layer.Layer<Transport.Transport, LayerError | Config.ConfigError> = adapter.layerConfig
 
 /** Serves `amqp://` and `amqps://` URLs; options may ride in the query string. */
-export const plugin: TransportUrl.TransportPlugin = {
-  name: RabbitError.transport,
-  schemes: ["amqp", "amqps"],
-  layer: (url) => layer({ url })
-}
+export const plugin: TransportUrl.TransportPlugin = adapter.plugin

@@ -37,11 +37,11 @@ import {
   type PublishError,
   TopicNotFound,
   type TopologyError,
-  Transport,
+  type Transport,
   type TransportUnavailable,
-  type TransportUrl
+  TransportUrl
 } from "@lossless/core"
-import { Config, Deferred, Duration, Effect, Layer, Scope } from "effect"
+import { type Config, Deferred, Duration, Effect, type Layer, Scope } from "effect"
 import * as Clients from "./internal/clients.ts"
 import * as Subscription from "./internal/subscription.ts"
 import * as Wire from "./internal/wire.ts"
@@ -253,25 +253,27 @@ export const make = (
 /** Why the layer could not be built: a bad URL, or a proxy that could not be reached. */
 export type LayerError = InvalidUrl | TransportUnavailable
 
+const adapter = TransportUrl.adapter({
+  name: RocketError.transport,
+  schemes: ["rocketmq"],
+  configure: RocketConfig.make,
+  build: make,
+  fromEnv: RocketConfig.fromEnv,
+  fromUrl: (url): RocketConfig.RocketOptions => ({ url })
+})
+
 /** The RocketMQ transport from options; its clients shut down when released. */
-export const layer = (options: RocketConfig.RocketOptions): Layer.Layer<Transport.Transport, LayerError> =>
-  Layer.effect(Transport.Transport, Effect.flatMap(RocketConfig.make(options), make))
+export const layer: (options: RocketConfig.RocketOptions) => Layer.Layer<Transport.Transport, LayerError> =
+  adapter.layer
 
 /**
  * The RocketMQ transport from `Config`: by default the URL in
  * `LOSSLESS_ROCKETMQ_URL` (options in its query string); or any record of
  * configs, e.g. `{ url: Config.Redacted("ROCKETMQ_URL"), strict: Config.succeed(true) }`.
  */
-export const layerConfig = (
-  config: Config.Wrap<RocketConfig.RocketOptions> = RocketConfig.fromEnv
-): Layer.Layer<Transport.Transport, LayerError | Config.ConfigError> =>
-  Layer.effect(
-    Transport.Transport,
-    Effect.gen(function* () {
-      const options = yield* Config.unwrap(config)
-      return yield* Effect.flatMap(RocketConfig.make(options), make)
-    })
-  )
+export const layerConfig: (
+  config?: Config.Wrap<RocketConfig.RocketOptions>
+) => Layer.Layer<Transport.Transport, LayerError | Config.ConfigError> = adapter.layerConfig
 
 /**
  * Core's `HalfMessages` natively, through a transactional producer that
@@ -281,8 +283,4 @@ export const layerConfig = (
 export const layerHalfMessages = RocketHalfMessages.layer
 
 /** Serves `rocketmq://` URLs; options may ride in the query string. */
-export const plugin: TransportUrl.TransportPlugin = {
-  name: RocketError.transport,
-  schemes: ["rocketmq"],
-  layer: (url) => layer({ url })
-}
+export const plugin: TransportUrl.TransportPlugin = adapter.plugin
