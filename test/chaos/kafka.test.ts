@@ -18,12 +18,13 @@
  * test reads directly.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Consumer, type Dedupe, LossDetector, Publisher, type Transport } from "@lossless/core"
+import { Consumer, LossDetector, Publisher, type Transport } from "@lossless/core"
 import { KafkaTransport } from "@lossless/kafka"
 import { Harness } from "@lossless/testkit"
 import * as KafkaEmulator from "@lossless/testkit/kafka"
 import { Deferred, Effect, Exit, Schedule, Scope } from "effect"
 import { afterAll } from "vitest"
+import { memoryInbox } from "./memoryInbox.ts"
 import { jobTopic } from "./shared.ts"
 
 const emulator = await KafkaEmulator.start({ autoCreateTopics: false })
@@ -59,40 +60,6 @@ const timeline: ReadonlyArray<{ readonly at: number; readonly fault: Fault }> = 
   { at: 2_200, fault: "connections dropped" },
   { at: 2_500, fault: "produce refused: replication timed out" }
 ]
-
-/** An inbox in memory: the effect and the key are recorded in one uninterruptible step, one key at a time. */
-const memoryInbox = (): Dedupe.Inbox & { readonly found: () => number } => {
-  const keys = new Set<string>()
-  const running = new Map<string, Promise<void>>()
-  let found = 0
-  return {
-    name: "memory inbox",
-    found: () => found,
-    once: (key, handle) =>
-      Effect.gen(function* () {
-        while (running.has(key)) yield* Effect.promise(() => running.get(key) as Promise<void>)
-        if (keys.has(key)) {
-          found++
-          return false
-        }
-        let release = () => {}
-        running.set(
-          key,
-          new Promise<void>((resolve) => {
-            release = resolve
-          })
-        )
-        return yield* Effect.uninterruptible(Effect.map(handle, () => keys.add(key) !== undefined)).pipe(
-          Effect.ensuring(
-            Effect.sync(() => {
-              running.delete(key)
-              release()
-            })
-          )
-        )
-      })
-  }
-}
 
 describe("chaos on Kafka (emulator), one group deduped through an inbox", () => {
   it.live(

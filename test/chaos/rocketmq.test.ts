@@ -18,12 +18,13 @@
  * test reads directly.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Consumer, type Dedupe, LossDetector, Publisher, type Transport } from "@lossless/core"
+import { Consumer, LossDetector, Publisher, type Transport } from "@lossless/core"
 import { RocketTransport } from "@lossless/rocketmq"
 import { Harness } from "@lossless/testkit"
 import * as RocketEmulator from "@lossless/testkit/rocketmq"
 import { Deferred, Effect, Exit, Schedule, Scope } from "effect"
 import { afterAll } from "vitest"
+import { memoryInbox } from "./memoryInbox.ts"
 import { jobTopic } from "./shared.ts"
 
 const { Code } = RocketEmulator
@@ -53,49 +54,6 @@ const timeline: ReadonlyArray<{ readonly at: number; readonly fault: Fault }> = 
   { at: 2_500, fault: "connections dropped" },
   { at: 3_100, fault: "replica timeouts" }
 ]
-
-/**
- * An inbox in memory: the effect and the key are recorded in one
- * uninterruptible step, as one database transaction would.
- */
-const memoryInbox = (): Dedupe.Inbox & { readonly found: () => number } => {
-  const keys = new Set<string>()
-  const locks = new Map<string, Promise<void>>()
-  let found = 0
-  return {
-    name: "memory inbox",
-    found: () => found,
-    once: (key, handle) =>
-      Effect.gen(function* () {
-        // One run per key at a time, as a row lock would.
-        while (locks.has(key)) yield* Effect.promise(() => locks.get(key) as Promise<void>)
-        if (keys.has(key)) {
-          found++
-          return false
-        }
-        let release = () => {}
-        locks.set(
-          key,
-          new Promise<void>((resolve) => {
-            release = resolve
-          })
-        )
-        return yield* Effect.uninterruptible(
-          Effect.map(handle, () => {
-            keys.add(key)
-            return true
-          })
-        ).pipe(
-          Effect.ensuring(
-            Effect.sync(() => {
-              locks.delete(key)
-              release()
-            })
-          )
-        )
-      })
-  }
-}
 
 describe("chaos on RocketMQ (emulator), one group deduped through an inbox", () => {
   it.live(
