@@ -264,9 +264,12 @@ const costLines = (r: ScenarioResult, labels: ReadonlyMap<string, string>): Arra
     r.cpuRatio === undefined || !Number.isFinite(r.cpuRatio.median)
       ? ""
       : `; CPU per message ${times(r.cpuRatio.median)} (rounds ${r.cpuRatio.min.toFixed(2)}–${r.cpuRatio.max.toFixed(2)})`
+  const server = Number.isFinite(r.serverCpuMicrosPerMessage)
+    ? `; its store server's CPU ${r.serverCpuMicrosPerMessage.toFixed(1)} µs/msg beside this process's ${r.cpuMicrosPerMessage.toFixed(1)}`
+    : ""
   return [
     `- ${r.scenario.label} ${change} of ${versus}'s throughput (${times(r.ratio.median)}, rounds ` +
-      `${r.ratio.min.toFixed(2)}–${r.ratio.max.toFixed(2)}${cpu}): ${costCell(r)}`
+      `${r.ratio.min.toFixed(2)}–${r.ratio.max.toFixed(2)}${cpu}${server}): ${costCell(r)}`
   ]
 }
 

@@ -40,6 +40,8 @@ export interface RoundSample {
   readonly cpuMicrosPerMessage: number
   /** The most messages published and not yet settled at once during the round (0 for a consume round). */
   readonly peakInFlight: number
+  /** CPU time of the target's other server (`BenchClient.serverCpuSeconds`) per message, microseconds; `NaN` without one. */
+  readonly serverCpuMicrosPerMessage: number
 }
 
 /** A scenario's throughput as a multiple of another's of the same comparison, for information (no requirement). */
@@ -70,6 +72,8 @@ export interface ScenarioResult {
   readonly cpuMicrosPerMessage: number
   /** Median over the rounds of the most messages in flight at once. */
   readonly peakInFlight: number
+  /** Median over the rounds; `NaN` when the target has no other server. */
+  readonly serverCpuMicrosPerMessage: number
   /** Median over the rounds of peak heap growth per message in flight, bytes (`NaN` when nothing was in flight). */
   readonly heapPerInFlightBytes: number
   /**
@@ -192,6 +196,8 @@ const measure = (
       // Registered before `prepare`, so a half-done prepare is cleaned up too; runs after the timing.
       if (cleanup !== undefined) yield* Effect.addFinalizer(() => Effect.ignore(cleanup(topic, group)))
       yield* client.prepare(topic, group)
+      // After `prepare` (which may clean the server up), so only the round's own work is counted.
+      const serverBefore = client.serverCpuSeconds === undefined ? undefined : yield* client.serverCpuSeconds
 
       const operation = scenario.operation
       const withConsumer = consumes(operation)
@@ -403,6 +409,7 @@ const measure = (
       yield* Effect.all([published, completed], { concurrency: "unbounded", discard: true })
       if (consumer !== undefined) yield* Fiber.interrupt(consumer)
       sampler.sample()
+      const serverAfter = client.serverCpuSeconds === undefined ? undefined : yield* client.serverCpuSeconds
 
       const elapsedMs = endedAt - startedAt
       return {
@@ -415,7 +422,11 @@ const measure = (
         rssPeakMiB: sampler.peak.rss / MiB,
         duplicates,
         cpuMicrosPerMessage: cpu === undefined || acked === 0 ? Number.NaN : (cpu.user + cpu.system) / acked,
-        peakInFlight
+        peakInFlight,
+        serverCpuMicrosPerMessage:
+          serverBefore === undefined || serverAfter === undefined || acked === 0
+            ? Number.NaN
+            : ((serverAfter - serverBefore) * 1e6) / acked
       } satisfies RoundSample
     })
   )
@@ -503,6 +514,7 @@ export const summarizeScenario = (
     duplicates: pick((r) => r.duplicates).reduce((a, b) => a + b, 0),
     cpuMicrosPerMessage: Stats.median(pick((r) => r.cpuMicrosPerMessage)),
     peakInFlight: Stats.median(pick((r) => r.peakInFlight)),
+    serverCpuMicrosPerMessage: Stats.median(pick((r) => r.serverCpuMicrosPerMessage)),
     heapPerInFlightBytes: Stats.median(pick((r) => Pacing.heapPerInFlight(r.heapPeakDeltaMiB * MiB, r.peakInFlight))),
     ratio,
     cpuRatio: cpuRatios.length > 0 ? Stats.summarize(cpuRatios) : undefined,

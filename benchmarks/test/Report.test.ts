@@ -40,6 +40,7 @@ const result = (
     duplicates: 0,
     cpuMicrosPerMessage: 10,
     peakInFlight: 1000,
+    serverCpuMicrosPerMessage: Number.NaN,
     heapPerInFlightBytes: 1024,
     ratio,
     cpuRatio: ratios === undefined ? undefined : Stats.summarize(ratios.map((r) => 1 / r)),

@@ -361,7 +361,8 @@ describe("a scenario's summary", () => {
     rssPeakMiB: 0,
     duplicates: 0,
     peakInFlight: 0,
-    cpuMicrosPerMessage: 10
+    cpuMicrosPerMessage: 10,
+    serverCpuMicrosPerMessage: Number.NaN
   })
   const base = scenario({ id: "raw" })
   const naive = scenario({ id: "naive", batchSize: 1 })

@@ -81,6 +81,12 @@ export interface BenchClient {
    * exchanges), after the round and outside its timing. In-process brokers need none.
    */
   readonly cleanup?: ((topic: string, group: string) => Effect.Effect<void, BenchError>) | undefined
+  /**
+   * CPU seconds a server the target relies on (not the broker) has used so
+   * far, read before and after each round, so the report can show what each
+   * message cost that server too. Absent when there is none to ask.
+   */
+  readonly serverCpuSeconds?: Effect.Effect<number, BenchError> | undefined
 }
 
 export interface Target {

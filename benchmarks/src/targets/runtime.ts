@@ -104,7 +104,24 @@ const fill = (store: Dedupe.DedupeStore, count: number): Effect.Effect<void> => 
 interface DedupeSetup {
   readonly store: Dedupe.DedupeStore
   readonly prepare: Effect.Effect<void, BenchError>
+  /** The store server's CPU seconds so far, when it has a server. */
+  readonly serverCpuSeconds?: Effect.Effect<number, BenchError> | undefined
 }
+
+/** Redis' own CPU time (user + system, from `INFO cpu`), seconds. */
+const redisCpuSeconds = (client: Redis): Effect.Effect<number, BenchError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const info = await client.info("cpu")
+      let seconds = 0
+      for (const line of info.split("\n")) {
+        const match = /^used_cpu_(?:user|sys):([\d.]+)/.exec(line.trim())
+        if (match !== null) seconds += Number(match[1])
+      }
+      return seconds
+    },
+    catch: (cause) => new BenchError({ message: `redis: INFO cpu failed: ${String(cause)}`, cause })
+  })
 
 const redisDedupe: Effect.Effect<DedupeSetup, BenchError, Scope.Scope> = Effect.gen(function* () {
   const url = Services.url("redis")
@@ -128,7 +145,8 @@ const redisDedupe: Effect.Effect<DedupeSetup, BenchError, Scope.Scope> = Effect.
   return {
     store: RedisDedupeStore.make(client, { prefix }),
     // The previous rounds' keys go before the next round, so Redis holds one round's at most.
-    prepare: Effect.asVoid(cleanup)
+    prepare: Effect.asVoid(cleanup),
+    serverCpuSeconds: redisCpuSeconds(client)
   }
 })
 
@@ -172,6 +190,7 @@ export const openRuntime = (
     }
 
     return {
+      serverCpuSeconds: dedupe?.serverCpuSeconds,
       prepare: (topic, group) =>
         Effect.andThen(
           dedupe?.prepare ?? Effect.void,

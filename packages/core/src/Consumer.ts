@@ -372,15 +372,20 @@ export const start = <A, E, R>(
             return settle(delivery, delivery.retryLater(dedupe.busyDelay, { countAttempt: false }))
         }
         const token = claim.success.token
-        const release = releaseClaim(store, key, token)
+        // Built only when needed: most runs succeed and never release.
+        const release = () => releaseClaim(store, key, token)
         return Effect.flatMap(
-          runHandler(message, context).pipe(Effect.onInterrupt(() => release)),
+          Effect.onInterrupt(runHandler(message, context), release),
           (exit): Effect.Effect<void, never, R> => {
             // Recording the key and acking happen in the completer, batched, so this handler slot is free at once.
-            if (Exit.isSuccess(exit)) return Effect.asVoid(Queue.offer(completions, { key, token, delivery }))
+            if (Exit.isSuccess(exit)) {
+              return Effect.sync(() => {
+                Queue.offerUnsafe(completions, { key, token, delivery })
+              })
+            }
             const failure = Cause.findErrorOption(exit.cause)
             if (Option.isNone(failure)) return Effect.void
-            return Effect.andThen(release, afterFailure(delivery, failure.value.error))
+            return Effect.andThen(release(), afterFailure(delivery, failure.value.error))
           }
         )
       }

@@ -80,43 +80,59 @@ end
 return 0
 `
 
-// The batch forms: one value (one token for the batch) and one expiry for every key, one answer per key.
+// The batch forms take every key in one argument and answer in one string, a
+// digit per key: a per-key argument or reply costs the client more than the
+// script's whole work on that key. The keys arrive concatenated, with their
+// byte lengths in a separate argument, so a key may hold any byte.
+//
+// ARGV: prefix, value (one token for the batch), expiry, lengths ("12,40,..."), keys.
 const claimManyScript = `
-local answers = {}
-for i, key in ipairs(KEYS) do
+local prefix, value, expiry, keys = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+local answers, at = {}, 1
+for length in string.gmatch(ARGV[4], "%d+") do
+  local after = at + tonumber(length)
+  local key = prefix .. string.sub(keys, at, after - 1)
+  at = after
   local set
-  if ARGV[2] == "0" then
-    set = redis.call("SET", key, ARGV[1], "NX")
+  if expiry == "0" then
+    set = redis.call("SET", key, value, "NX")
   else
-    set = redis.call("SET", key, ARGV[1], "NX", "PX", ARGV[2])
+    set = redis.call("SET", key, value, "NX", "PX", expiry)
   end
   if set then
-    answers[i] = 1
+    answers[#answers + 1] = "1"
   elseif redis.call("GET", key) == "done" then
-    answers[i] = 2
+    answers[#answers + 1] = "2"
   else
-    answers[i] = 3
+    answers[#answers + 1] = "3"
   end
 end
-return answers
+return table.concat(answers)
 `
 
-// ARGV[1] is the expiry; ARGV[i + 1] the value the i-th key must still hold.
+// ARGV: prefix, expiry, then for each run of keys claimed under one value: value, lengths, keys.
 const completeManyScript = `
+local prefix, expiry = ARGV[1], ARGV[2]
 local answers = {}
-for i, key in ipairs(KEYS) do
-  if redis.call("GET", key) ~= ARGV[i + 1] then
-    answers[i] = 0
-  else
-    if ARGV[1] == "0" then
-      redis.call("SET", key, "done")
+for run = 3, #ARGV, 3 do
+  local value, keys, at = ARGV[run], ARGV[run + 2], 1
+  for length in string.gmatch(ARGV[run + 1], "%d+") do
+    local after = at + tonumber(length)
+    local key = prefix .. string.sub(keys, at, after - 1)
+    at = after
+    if redis.call("GET", key) ~= value then
+      answers[#answers + 1] = "0"
     else
-      redis.call("SET", key, "done", "PX", ARGV[1])
+      if expiry == "0" then
+        redis.call("SET", key, "done")
+      else
+        redis.call("SET", key, "done", "PX", expiry)
+      end
+      answers[#answers + 1] = "1"
     end
-    answers[i] = 1
   end
 end
-return answers
+return table.concat(answers)
 `
 
 /** The scripts as client methods: ioredis sends EVALSHA and loads a script on NOSCRIPT. */
@@ -124,8 +140,14 @@ interface Commands {
   losslessDedupeClaimV1(key: string, value: string, leaseMillis: string): Promise<unknown>
   losslessDedupeCompleteV1(key: string, value: string, ttlMillis: string): Promise<unknown>
   losslessDedupeReleaseV1(key: string, value: string): Promise<unknown>
-  losslessDedupeClaimManyV1(count: number, ...keysThenArgs: ReadonlyArray<string>): Promise<unknown>
-  losslessDedupeCompleteManyV1(count: number, ...keysThenArgs: ReadonlyArray<string>): Promise<unknown>
+  losslessDedupeClaimManyV2(
+    prefix: string,
+    value: string,
+    leaseMillis: string,
+    lengths: string,
+    keys: string
+  ): Promise<unknown>
+  losslessDedupeCompleteManyV2(prefix: string, ttlMillis: string, ...runs: ReadonlyArray<string>): Promise<unknown>
 }
 
 const commands = (client: Redis | Redis<"resp3">): Commands => {
@@ -134,9 +156,9 @@ const commands = (client: Redis | Redis<"resp3">): Commands => {
     client.defineCommand("losslessDedupeClaimV1", { numberOfKeys: 1, lua: claimScript })
     client.defineCommand("losslessDedupeCompleteV1", { numberOfKeys: 1, lua: completeScript })
     client.defineCommand("losslessDedupeReleaseV1", { numberOfKeys: 1, lua: releaseScript })
-    // No fixed key count: the first argument says how many keys follow.
-    client.defineCommand("losslessDedupeClaimManyV1", { lua: claimManyScript })
-    client.defineCommand("losslessDedupeCompleteManyV1", { lua: completeManyScript })
+    // The keys travel in one argument (see the scripts), so the batch forms declare none.
+    client.defineCommand("losslessDedupeClaimManyV2", { numberOfKeys: 0, lua: claimManyScript })
+    client.defineCommand("losslessDedupeCompleteManyV2", { numberOfKeys: 0, lua: completeManyScript })
   }
   return client as unknown as Commands
 }
@@ -199,13 +221,13 @@ export const make = (client: Redis | Redis<"resp3">, options: RedisDedupeStoreOp
         return Effect.map(
           Effect.forEach(
             chunks(keys),
-            (batch) =>
-              Effect.flatMap(
-                run(() =>
-                  redis.losslessDedupeClaimManyV1(batch.length, ...batch.map((key) => prefix + key), value, expiry)
-                ),
-                (reply) => answers(reply, batch.length, "claim", (code) => claimOf(code, token))
-              ),
+            (batch) => {
+              const packed = pack(batch)
+              return Effect.flatMap(
+                run(() => redis.losslessDedupeClaimManyV2(prefix, value, expiry, packed.lengths, packed.keys)),
+                (reply) => answers(reply, batch.length, "claim", (code) => claimCodes[code]?.(token))
+              )
+            },
             { concurrency: "unbounded" }
           ),
           (replies) => replies.flat()
@@ -216,25 +238,73 @@ export const make = (client: Redis | Redis<"resp3">, options: RedisDedupeStoreOp
       return Effect.map(
         Effect.forEach(
           chunks(claims),
-          (batch) =>
-            Effect.flatMap(
-              run(() =>
-                redis.losslessDedupeCompleteManyV1(
-                  batch.length,
-                  ...batch.map((claim) => prefix + claim.key),
-                  expiry,
-                  ...batch.map((claim) => busy(claim.token))
-                )
-              ),
+          (batch) => {
+            const { args, order } = runsByToken(batch)
+            return Effect.flatMap(
+              run(() => redis.losslessDedupeCompleteManyV2(prefix, expiry, ...args)),
               (reply) =>
-                answers(reply, batch.length, "complete", (code) => (code === 1 || code === 0 ? code === 1 : undefined))
-            ),
+                Effect.map(
+                  answers(reply, batch.length, "complete", (code) =>
+                    code === 49 ? true : code === 48 ? false : undefined
+                  ),
+                  // The script answers run by run; put the answers back in the caller's order.
+                  (inRuns) => order.map((at) => inRuns[at] as boolean)
+                )
+            )
+          },
           { concurrency: "unbounded" }
         ),
         (replies) => replies.flat()
       )
     }
   }
+}
+
+/** Keys as the batch scripts take them: their byte lengths, and the keys end to end. */
+const pack = (keys: ReadonlyArray<string>): { readonly lengths: string; readonly keys: string } => {
+  let lengths = ""
+  for (let i = 0; i < keys.length; i++) {
+    lengths += i === 0 ? "" : ","
+    lengths += Buffer.byteLength(keys[i] as string)
+  }
+  return { lengths, keys: keys.join("") }
+}
+
+/**
+ * The arguments of `completeMany`'s script: the claims grouped by token (a
+ * batch claim gives many keys one token), each group as value, lengths,
+ * keys. `order[i]` is where the i-th claim's answer is in the script's reply.
+ */
+const runsByToken = (
+  claims: ReadonlyArray<Dedupe.Completion>
+): { readonly args: ReadonlyArray<string>; readonly order: ReadonlyArray<number> } => {
+  const groups = new Map<string, Array<string>>()
+  const slots: Array<{ readonly keys: Array<string>; readonly index: number }> = []
+  for (const claim of claims) {
+    let keys = groups.get(claim.token)
+    if (keys === undefined) {
+      keys = []
+      groups.set(claim.token, keys)
+    }
+    slots.push({ keys, index: keys.length })
+    keys.push(claim.key)
+  }
+  const args: Array<string> = []
+  const offsets = new Map<Array<string>, number>()
+  let offset = 0
+  for (const [token, keys] of groups) {
+    const packed = pack(keys)
+    args.push(busy(token), packed.lengths, packed.keys)
+    offsets.set(keys, offset)
+    offset += keys.length
+  }
+  return { args, order: slots.map((slot) => (offsets.get(slot.keys) as number) + slot.index) }
+}
+
+const claimCodes: Record<number, (token: string) => Dedupe.Claim> = {
+  49: (token) => ({ _tag: "Acquired", token }),
+  50: () => ({ _tag: "Done" }),
+  51: () => ({ _tag: "Busy" })
 }
 
 const claimOf = (code: unknown, token: string): Dedupe.Claim | undefined => {
@@ -250,21 +320,21 @@ const claimOf = (code: unknown, token: string): Dedupe.Claim | undefined => {
   }
 }
 
-/** Reads a script's array reply: `count` answers, each understood by `read`. */
+/** Reads a batch script's reply: a string of `count` digits, each understood by `read` (given its char code). */
 const answers = <A>(
   reply: unknown,
   count: number,
   operation: string,
-  read: (code: unknown) => A | undefined
+  read: (code: number) => A | undefined
 ): Effect.Effect<ReadonlyArray<A>, StoreUnavailable> => {
   const bad = () =>
     Effect.fail(
       new StoreUnavailable({ store: name, reason: `unexpected reply to ${operation}: ${JSON.stringify(reply)}` })
     )
-  if (!Array.isArray(reply) || reply.length !== count) return bad()
+  if (typeof reply !== "string" || reply.length !== count) return bad()
   const out: Array<A> = []
-  for (const code of reply) {
-    const answer = read(code)
+  for (let i = 0; i < count; i++) {
+    const answer = read(reply.charCodeAt(i))
     if (answer === undefined) return bad()
     out.push(answer)
   }

@@ -162,5 +162,25 @@ export const run = ({ name, make }: DedupeStoreSuiteOptions): void => {
         expect(last.every((c) => c._tag === "Done")).toBe(true)
       })
     )
+
+    it.live("keys may hold any character, and batches mixing claims of several tokens answer each in order", () =>
+      Effect.gen(function* () {
+        const store = yield* make
+        const base = key()
+        // Separators, multi-byte characters and an empty suffix: each must stay a key of its own.
+        const odd = ["", ",", "\n", "1,2", "ä€😀", " \u0000 ", "x".repeat(300)].map((suffix) => `${base}:${suffix}`)
+        const first = yield* Dedupe.claimAll(store, odd.slice(0, 4), lease)
+        const second = yield* Dedupe.claimAll(store, odd.slice(4), lease)
+        const claims = [...first, ...second]
+        expect(claims.map((c) => c._tag)).toEqual(odd.map(() => "Acquired"))
+        // Interleaved tokens, and one wrong token in the middle.
+        const completions = odd.map((k, i) => ({ key: k, token: acquired(claims[i] as Dedupe.Claim) })).reverse()
+        completions.splice(3, 0, { key: odd[0] as string, token: "not-the-holder" })
+        const done = yield* Dedupe.completeAll(store, completions, ttl)
+        expect(done).toEqual(completions.map((c) => c.token !== "not-the-holder"))
+        const after = yield* Dedupe.claimAll(store, [...odd, `${base}:other`], lease)
+        expect(after.map((c) => c._tag)).toEqual([...odd.map(() => "Done"), "Acquired"])
+      })
+    )
   })
 }
