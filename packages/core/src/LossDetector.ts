@@ -137,14 +137,33 @@ export interface Arrival {
   readonly redelivered: boolean
 }
 
-const parseSequence = (raw: string | undefined): { partition: number; sequence: number } | undefined => {
-  if (raw === undefined) return undefined
-  const colon = raw.indexOf(":")
-  const partition = Number(raw.slice(0, colon))
-  const sequence = Number(raw.slice(colon + 1))
-  return colon > 0 && Number.isInteger(partition) && Number.isSafeInteger(sequence) && sequence >= 1
-    ? { partition, sequence }
-    : undefined
+// The last stamp `parseSequence` read: set by it, read right after. Once per delivery, so no object is allocated.
+let stampPartition = 0
+let stampSequence = 0
+
+/** Reads a `<partition>:<sequence>` stamp (decimal digits, sequence ≥ 1) into the two variables above. */
+const parseSequence = (raw: string | undefined): boolean => {
+  if (raw === undefined) return false
+  let value = 0
+  let digits = 0
+  let partition = -1
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i)
+    if (c === 58 && partition < 0 && digits > 0) {
+      partition = value
+      value = 0
+      digits = 0
+    } else if (c >= 48 && c <= 57) {
+      value = value * 10 + (c - 48)
+      digits++
+    } else {
+      return false
+    }
+  }
+  if (partition < 0 || digits === 0 || value < 1 || !Number.isSafeInteger(value)) return false
+  stampPartition = partition
+  stampSequence = value
+  return true
 }
 
 /** When a producer id's epoch began, when it says (a UUIDv7 epoch); otherwise unknown. */
@@ -183,18 +202,19 @@ export class Tracker {
   /** Records an envelope; envelopes without a stamp are ignored. */
   observe(envelope: Envelope, arrival: Arrival, now: number): void {
     const producerId = envelope.headers[Headers.ProducerId]
-    const parsed = parseSequence(envelope.headers[Headers.Sequence])
-    if (producerId === undefined || parsed === undefined) return
+    if (producerId === undefined || !parseSequence(envelope.headers[Headers.Sequence])) return
+    const partition = stampPartition
+    const sequence = stampSequence
     this.observed++
     // Consecutive messages mostly belong to one stream: reuse it without building its key.
     let stream = this.last
     if (
       stream === undefined ||
-      stream.partition !== parsed.partition ||
+      stream.partition !== partition ||
       stream.producerId !== producerId ||
       stream.topic !== envelope.topic
     ) {
-      const id = `${producerId}\u0000${envelope.topic}\u0000${parsed.partition}`
+      const id = `${producerId}\u0000${envelope.topic}\u0000${partition}`
       stream = this.streams.get(id)
       if (stream === undefined) {
         // A producer that started after this detector was watching from its first message;
@@ -202,16 +222,16 @@ export class Tracker {
         const began = epochStart(producerId)
         const fromBeginning = began !== undefined && began >= this.startedAt
         stream = {
-          tracker: new StreamTracker(parsed.sequence, fromBeginning, now, this.grace),
+          tracker: new StreamTracker(sequence, fromBeginning, now, this.grace),
           producerId,
           topic: envelope.topic,
-          partition: parsed.partition
+          partition: partition
         }
         this.streams.set(id, stream)
       }
       this.last = stream
     }
-    switch (stream.tracker.observe(parsed.sequence, now)) {
+    switch (stream.tracker.observe(sequence, now)) {
       case "repeat":
         if (arrival.attempt <= 1 && !arrival.redelivered) this.duplicates++
         break
