@@ -35,6 +35,7 @@ import {
 } from "@lossless/core"
 import type * as amqp from "amqplib"
 import { Clock, Data, Deferred, Duration, Effect, Queue, Stream } from "effect"
+import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as RabbitError from "../RabbitError.ts"
 import * as RabbitTopology from "../RabbitTopology.ts"
 import type { Confirms, Target } from "./confirms.ts"
@@ -190,22 +191,41 @@ export const subscribe = (
     })
   )
 
+  // Chunk by chunk, as the broker's deliveries arrive together: consumers downstream
+  // (dedupe claims a whole chunk in one store call) see them together too.
   return incoming.pipe(
-    Stream.mapEffect(toDelivery),
+    Stream.mapArrayEffect(toDeliveries),
     Stream.filter((delivery): delivery is Delivery.Delivery => delivery !== undefined)
   )
 
-  // Without a generator: this runs once per delivery.
-  function toDelivery({ handle, message }: Incoming): Effect.Effect<Delivery.Delivery | undefined> {
+  // Without a generator: this runs once per chunk of deliveries. A malformed message becomes `undefined`.
+  function toDeliveries(
+    batch: NonEmptyReadonlyArray<Incoming>
+  ): Effect.Effect<NonEmptyReadonlyArray<Delivery.Delivery | undefined>> {
     return Effect.clockWith((clock) => {
       const now = clock.currentTimeMillisUnsafe()
-      const decoded = Envelope.decodeWire({
-        topic: envelopeTopic,
-        payload: message.content,
-        headers: Wire.headers(message, now)
-      })
-      if (decoded._tag === "Success") return Effect.succeed(makeDelivery(handle, message, decoded.success))
-      return Effect.as(quarantine(handle, message, decoded.failure.message), undefined)
+      const out: Array<Delivery.Delivery | undefined> = []
+      let malformed: Array<Effect.Effect<void>> | undefined
+      for (const { handle, message } of batch) {
+        const decoded = Envelope.decodeWire({
+          topic: envelopeTopic,
+          payload: message.content,
+          headers: Wire.headers(message, now)
+        })
+        if (decoded._tag === "Success") {
+          out.push(makeDelivery(handle, message, decoded.success))
+        } else {
+          out.push(undefined)
+          ;(malformed ??= []).push(quarantine(handle, message, decoded.failure.message))
+        }
+      }
+      const deliveries = out as unknown as NonEmptyReadonlyArray<Delivery.Delivery | undefined>
+      return malformed === undefined
+        ? Effect.succeed(deliveries)
+        : Effect.as(
+            Effect.forEach(malformed, (move) => move, { discard: true }),
+            deliveries
+          )
     })
   }
 
