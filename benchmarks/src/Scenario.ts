@@ -249,6 +249,8 @@ export const runtimeSuite = (mode: Mode, available: ReadonlySet<string>): Readon
       baseline: transport.id,
       // The runtime's code paths take longer to reach steady speed than the transport's.
       warmupRounds: mode === "quick" ? 2 : 3,
+      // The costs judged here are a few percent: more paired rounds steady their median.
+      rounds: mode === "quick" ? 9 : 11,
       scenarios: [
         transport,
         plain,
