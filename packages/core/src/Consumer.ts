@@ -141,6 +141,14 @@ const describe = (error: unknown): string => {
 /** Chunks of deliveries whose dedupe claims may be awaiting the store at once. */
 const claimsInFlight = 8
 
+/**
+ * Batches of handled keys that may be awaiting the store at once. More than
+ * one, so keys handled while a batch is on its way go at once instead of
+ * waiting for its answer: each message's time in flight, which the prefetch
+ * bounds, then holds one store round trip for recording instead of up to two.
+ */
+const completersInFlight = 4
+
 /** A delivery on its way to a handler, with what the intake already did for it. */
 interface Job<A> {
   readonly delivery: Delivery
@@ -377,7 +385,7 @@ export const start = <A, E, R>(
         return Effect.flatMap(
           Effect.onInterrupt(runHandler(message, context), release),
           (exit): Effect.Effect<void, never, R> => {
-            // Recording the key and acking happen in the completer, batched, so this handler slot is free at once.
+            // Recording the key and acking happen in a completer, batched, so this handler slot is free at once.
             if (Exit.isSuccess(exit)) {
               return Effect.sync(() => {
                 Queue.offerUnsafe(completions, { key, token, delivery })
@@ -583,6 +591,29 @@ export const start = <A, E, R>(
         return taken ? Effect.void : releaseAhead(job)
       })
 
+    /**
+     * `enqueue` for a chunk, in order: jobs whose lane has room are handed over
+     * at once, and the first that must wait (or is refused) goes through
+     * `enqueue` before the rest follow. No offer is ever waiting when one is
+     * made at once, so delivery order within a lane is kept.
+     */
+    const enqueueAll = (jobs: ReadonlyArray<Job<A>>): Effect.Effect<void> => {
+      let i = 0
+      return Effect.whileLoop({
+        while: () => i < jobs.length,
+        body: () => {
+          while (i < jobs.length) {
+            const job = jobs[i] as Job<A>
+            if (!Queue.offerUnsafe(laneOf(job.delivery), job)) break
+            if (job.claim !== undefined) claimedAhead.delete(job)
+            i++
+          }
+          return i < jobs.length ? enqueue(jobs[i++] as Job<A>) : Effect.void
+        },
+        step: () => {}
+      })
+    }
+
     const worker = (lane: Queue.Queue<Job<A>, Cause.Done>) =>
       Effect.whileLoop({
         while: () => !stopping,
@@ -599,12 +630,12 @@ export const start = <A, E, R>(
     const claimStore = dedupe !== undefined && !Dedupe.isInbox(dedupe.store) ? dedupe.store : undefined
     const intake =
       dedupe === undefined || claimStore === undefined
-        ? Stream.runForEach(deliveries, (delivery) => enqueue({ delivery }))
+        ? Stream.runForEachArray(deliveries, (chunk) => enqueueAll(chunk.map((delivery) => ({ delivery }))))
         : deliveries.pipe(
             Stream.chunks,
             // Several chunks' claims in flight at once; their jobs still reach the lanes in delivery order.
             Stream.mapEffect((chunk) => claimAhead(dedupe, claimStore, chunk), { concurrency: claimsInFlight }),
-            Stream.runForEach((jobs) => Effect.forEach(jobs, enqueue, { discard: true }))
+            Stream.runForEach(enqueueAll)
           )
     const subscription = intake.pipe(
       Effect.tapError((e) => Effect.logWarning(`lossless: subscription ${topic.name}/${group} failed: ${e.message}`)),
@@ -617,11 +648,13 @@ export const start = <A, E, R>(
       Array.from({ length: concurrency }, (_, i) => lanes[byKey ? i : 0] as Queue.Queue<Job<A>, Cause.Done>),
       (lane) => Effect.forkChild(worker(lane))
     )
-    const completer =
+    const completers =
       dedupe === undefined || claimStore === undefined
-        ? undefined
-        : yield* Effect.forkChild(
-            Effect.forever(complete(dedupe, claimStore)).pipe(Effect.catchTag("Done", () => Effect.void))
+        ? []
+        : yield* Effect.forEach(Array.from({ length: completersInFlight }), () =>
+            Effect.forkChild(
+              Effect.forever(complete(dedupe, claimStore)).pipe(Effect.catchTag("Done", () => Effect.void))
+            )
           )
     const subscriber = yield* Effect.forkChild(subscription)
 
@@ -638,7 +671,7 @@ export const start = <A, E, R>(
       }
       // Handled messages waiting to be recorded and acked are settled before the subscription ends.
       Queue.endUnsafe(completions)
-      if (completer !== undefined) yield* Fiber.join(completer)
+      yield* Fiber.joinAll(completers)
       // Ending the subscription returns whatever is still unsettled to the broker.
       yield* Fiber.interrupt(subscriber)
       // Claims taken ahead for deliveries never handled are given back, so their redeliveries run at once.
