@@ -20,6 +20,7 @@ import {
 import { KafkaTopology, KafkaTransport } from "@lossless/kafka"
 import { Harness } from "@lossless/testkit"
 import { Clock, Effect, Exit, Layer, Schedule, Schema, Scope } from "effect"
+import { Kafka, logLevel } from "kafkajs"
 import * as Support from "./support.ts"
 
 const kafka = await Support.emulator()
@@ -213,6 +214,44 @@ layer(Support.layer(kafka), { excludeTestServices: true, timeout: "60 seconds" }
       )
       yield* second.nothingWithin("300 millis")
       yield* first.nothingWithin("300 millis")
+    })
+  )
+
+  it.effect("a record from a plain Kafka producer without an id goes to the dead letters; its neighbours flow", () =>
+    Effect.gen(function* () {
+      const topic = Harness.uniqueName("foreign")
+      const group = Harness.uniqueName("g")
+      yield* Harness.declare([topic], [[topic, group]])
+      const before = Harness.envelopes(topic, 3, () => "k")
+      const after = Harness.envelopes(topic, 3, () => "k")
+      yield* Harness.publishAll(before)
+      yield* Effect.promise(async () => {
+        const client = new Kafka({ clientId: "legacy", brokers: [...kafka.brokers], logLevel: logLevel.NOTHING })
+        const producer = client.producer({ allowAutoTopicCreation: false })
+        await producer.connect()
+        await producer.send({
+          topic,
+          acks: -1,
+          messages: [{ key: "k", value: "from elsewhere", headers: { origin: "legacy" } }]
+        })
+        await producer.disconnect()
+      })
+      yield* Harness.publishAll(after)
+      const sub = yield* Harness.subscribe(topic, group)
+      const taken = yield* sub.consume(6)
+      Harness.assertExactlyOnce(
+        [...before, ...after].map((e) => e.id),
+        taken.map((d) => d.envelope.id)
+      )
+      yield* sub.nothingWithin("200 millis")
+      const dead = yield* Harness.subscribe(topic, group, { source: "dead-letters" })
+      const letter = yield* dead.next()
+      expect(Harness.text(letter.envelope.payload)).toBe("from elsewhere")
+      expect(letter.envelope.headers.origin).toBe("legacy")
+      expect(DeadLetter.reason(letter.envelope)?.error).toContain("MalformedEnvelope")
+      yield* letter.ack
+      // The moved record counts as settled: the group's position passes all seven records.
+      yield* Harness.eventually("all offsets committed", () => committedTotal(topic, group) === 7n)
     })
   )
 

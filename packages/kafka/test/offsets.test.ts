@@ -3,7 +3,7 @@
  * deliveries settle in, the commit point never passes an unsettled offset.
  */
 import { describe, expect, it } from "vitest"
-import { PartitionTracker } from "../src/internal/offsets.ts"
+import { follows, PartitionTracker } from "../src/internal/offsets.ts"
 
 /** A small deterministic generator (mulberry32), so a failing case can be replayed from its seed. */
 const random = (seed: number) => {
@@ -21,14 +21,19 @@ describe("PartitionTracker", () => {
   it("commits the first unsettled offset, or the one after the last handed out when all are settled", () => {
     const tracker = new PartitionTracker()
     expect(tracker.commitPoint()).toBeUndefined()
-    for (const offset of [10n, 11n, 12n, 15n]) tracker.add(offset)
+    const [i10, i11, i12, i15] = ["10", "11", "12", "15"].map((offset) => tracker.add(offset)) as [
+      number,
+      number,
+      number,
+      number
+    ]
     expect(tracker.commitPoint()).toBe(10n)
-    expect(tracker.settle(11n)).toBe(true)
+    expect(tracker.settle(i11)).toBe(true)
     expect(tracker.commitPoint()).toBe(10n)
-    expect(tracker.settle(10n)).toBe(true)
+    expect(tracker.settle(i10)).toBe(true)
     expect(tracker.commitPoint()).toBe(12n)
-    expect(tracker.settle(15n)).toBe(true)
-    expect(tracker.settle(12n)).toBe(true)
+    expect(tracker.settle(i15)).toBe(true)
+    expect(tracker.settle(i12)).toBe(true)
     // Offsets need not be contiguous: 13 and 14 were never handed out (compaction, markers).
     expect(tracker.commitPoint()).toBe(16n)
     expect(tracker.unsettled()).toBe(0)
@@ -36,31 +41,53 @@ describe("PartitionTracker", () => {
 
   it("refuses unknown and repeated settlements, and offsets that do not increase", () => {
     const tracker = new PartitionTracker()
-    tracker.add(1n)
-    expect(tracker.settle(2n)).toBe(false)
-    expect(tracker.settle(1n)).toBe(true)
-    expect(tracker.settle(1n)).toBe(false)
-    expect(() => tracker.add(1n)).toThrow()
+    const first = tracker.add("1")
+    expect(tracker.settle(first + 1)).toBe(false)
+    expect(tracker.settle(first - 1)).toBe(false)
+    expect(tracker.settle(first)).toBe(true)
+    expect(tracker.settle(first)).toBe(false)
+    expect(() => tracker.add("1")).toThrow()
+    expect(() => tracker.add("0")).toThrow()
+  })
+
+  it("orders decimal offsets by value, not as text", () => {
+    expect(follows("10", "9")).toBe(true)
+    expect(follows("9", "10")).toBe(false)
+    expect(follows("12", "12")).toBe(false)
+    expect(follows("9007199254740993", "9007199254740992")).toBe(true)
+    const tracker = new PartitionTracker()
+    const nine = tracker.add("9")
+    const ten = tracker.add("10")
+    expect(() => tracker.add("8")).toThrow()
+    expect(tracker.nextFetch()).toBe(11n)
+    tracker.settle(nine)
+    expect(tracker.commitPoint()).toBe(10n)
+    tracker.settle(ten)
+    expect(tracker.commitPoint()).toBe(11n)
+    // Past 2^53 offsets stay exact.
+    const big = new PartitionTracker()
+    big.add("9223372036854775806")
+    expect(big.nextFetch()).toBe(9223372036854775807n)
   })
 
   it("reports a commit only when the point moved past the last commit", () => {
     const tracker = new PartitionTracker()
-    tracker.add(0n)
-    tracker.add(1n)
+    const i0 = tracker.add("0")
+    const i1 = tracker.add("1")
     expect(tracker.pendingCommit()).toBe(0n)
     tracker.committed(0n)
     expect(tracker.pendingCommit()).toBeUndefined()
-    tracker.settle(0n)
+    tracker.settle(i0)
     expect(tracker.pendingCommit()).toBe(1n)
     tracker.committed(1n)
-    tracker.settle(1n)
+    tracker.settle(i1)
     expect(tracker.pendingCommit()).toBe(2n)
   })
 
   it("a revoked partition gives back its unsettled count once and is no longer active", () => {
     const tracker = new PartitionTracker()
-    for (const offset of [0n, 1n, 2n]) tracker.add(offset)
-    tracker.settle(1n)
+    const indices = ["0", "1", "2"].map((offset) => tracker.add(offset))
+    tracker.settle(indices[1] as number)
     expect(tracker.revoke()).toBe(2)
     expect(tracker.revoke()).toBe(0)
     expect(tracker.active).toBe(false)
@@ -71,25 +98,27 @@ describe("PartitionTracker", () => {
       const next = random(seed)
       const tracker = new PartitionTracker()
       const handed: Array<bigint> = []
+      const indices: Array<number> = []
       let offset = BigInt(Math.floor(next() * 1000))
       const count = 1 + Math.floor(next() * 3000)
       for (let i = 0; i < count; i++) {
         offset += 1n + (next() < 0.1 ? BigInt(Math.floor(next() * 5)) : 0n)
         handed.push(offset)
-        tracker.add(offset)
+        indices.push(tracker.add(String(offset)))
       }
-      const order = [...handed]
+      const order = handed.map((_, i) => i)
       for (let i = order.length - 1; i > 0; i--) {
         const j = Math.floor(next() * (i + 1))
-        ;[order[i], order[j]] = [order[j] as bigint, order[i] as bigint]
+        ;[order[i], order[j]] = [order[j] as number, order[i] as number]
       }
-      const settled = new Set<bigint>()
+      const settled = new Set<number>()
       let firstUnsettled = 0
       let lastPoint = -1n
-      for (const o of order) {
-        if (!tracker.settle(o)) throw new Error(`seed ${seed}: settling ${o} was refused`)
-        settled.add(o)
-        while (firstUnsettled < handed.length && settled.has(handed[firstUnsettled] as bigint)) firstUnsettled++
+      for (const at of order) {
+        if (!tracker.settle(indices[at] as number)) throw new Error(`seed ${seed}: settling ${handed[at]} was refused`)
+        if (tracker.settle(indices[at] as number)) throw new Error(`seed ${seed}: ${handed[at]} settled twice`)
+        settled.add(at)
+        while (firstUnsettled < handed.length && settled.has(firstUnsettled)) firstUnsettled++
         const point = tracker.commitPoint() as bigint
         // Exactly the first unsettled offset: everything below it is settled, nothing above it counts.
         const expected = firstUnsettled < handed.length ? handed[firstUnsettled] : (handed.at(-1) as bigint) + 1n

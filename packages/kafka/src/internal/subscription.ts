@@ -32,12 +32,12 @@ import {
   type SubscribeError,
   TopicNotFound
 } from "@lossless/core"
-import { Cause, Clock, Duration, Effect, FiberMap, Queue, Result, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, FiberMap, FiberSet, Queue, Result, Stream } from "effect"
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs"
 import type { KafkaConfig } from "../KafkaConfig.ts"
 import * as KafkaError from "../KafkaError.ts"
 import * as KafkaTopology from "../KafkaTopology.ts"
-import { PartitionTracker } from "./offsets.ts"
+import { follows, PartitionTracker } from "./offsets.ts"
 import type { Sender } from "./producer.ts"
 import type { Declarer } from "./topology.ts"
 import * as Wire from "./wire.ts"
@@ -58,13 +58,24 @@ export interface Source {
 
 type Settlement = "ack" | "retryLater" | "deadLetter"
 
-interface Incoming {
+/** A record handed out, and how far its settlement got. */
+interface Handed {
   readonly session: Session
   readonly tracker: PartitionTracker
   readonly topic: string
   readonly partition: number
-  readonly offset: bigint
+  readonly offset: string
+  /** Its index in the partition's tracker. */
+  readonly index: number
+  state: "open" | "settling" | "settled"
+}
+
+/** A record without a Lossless id, on its way to the dead letters. */
+interface Malformed {
+  readonly item: Handed
   readonly message: KafkaMessage
+  readonly headers: Record<string, string>
+  readonly reason: string
 }
 
 const noop = (): void => {}
@@ -105,8 +116,10 @@ const resumeIfFree = (session: Session, t: string, partition: number) => {
 /** Room again below the prefetch bound: partitions paused for it may be read again. */
 const freed = (session: Session, prefetch: number) => {
   if (session.inFlight >= prefetch) return
-  for (const wake of session.waiters) wake()
-  session.waiters.clear()
+  if (session.waiters.size > 0) {
+    for (const wake of session.waiters) wake()
+    session.waiters.clear()
+  }
   if (session.fullPaused.size === 0) return
   const waiting = [...session.fullPaused]
   session.fullPaused.clear()
@@ -133,7 +146,7 @@ export const subscribe = (
   const retryTarget = kind === "main" ? retryTopic : deadLetterTopic
   const envelopeTopic = kind === "main" ? topic : deadLetterTopic
 
-  const incoming = Stream.callback<Incoming, SubscribeError>((queue) =>
+  return Stream.callback<Delivery.Delivery, SubscribeError>((queue) =>
     Effect.gen(function* () {
       if (!Names.isValid(topic) || !(yield* declarer.topicExists(topic).pipe(Effect.orElseSucceed(() => true)))) {
         return yield* new TopicNotFound({ topic })
@@ -153,8 +166,14 @@ export const subscribe = (
       const { trackers, fullPaused, duePaused } = session
       const pause = (t: string, partition: number) => session.consumer?.pause([{ topic: t, partitions: [partition] }])
       const timers = yield* FiberMap.makeRuntime<never, string>()
+      const background = yield* FiberSet.makeRuntime<never, void, never>()
       const signal = yield* Queue.sliding<void>(1)
+      // Set by a request until the commit loop takes it; requests meanwhile are covered by that commit,
+      // so most settlements cost a flag test.
+      let commitRequested = false
       session.requestCommit = () => {
+        if (commitRequested) return
+        commitRequested = true
         Queue.offerUnsafe(signal, undefined)
       }
       const requestCommit = () => session.requestCommit()
@@ -202,6 +221,11 @@ export const subscribe = (
         return !session.closing
       }
 
+      /**
+       * Hands a batch's records to the stream. Between awaits nothing else runs, so the
+       * deliveries made meanwhile are offered together, the last offset handed out is resolved
+       * once, and whether kafkajs still runs this batch is asked again only after an await.
+       */
       const eachBatch = async ({
         batch,
         resolveOffset,
@@ -217,33 +241,74 @@ export const subscribe = (
           tracker = new PartitionTracker()
           trackers.set(key, tracker)
         }
-        for (const message of batch.messages) {
-          if (!isRunning() || isStale() || session.closing) return
-          const offset = BigInt(message.offset)
-          const next = tracker.nextFetch()
-          if (next !== undefined && offset < next) {
-            // Read again after a rebalance: already handed out and still tracked.
-            resolveOffset(message.offset)
-            continue
+        const messages = batch.messages
+        let out: Array<Delivery.Delivery> = []
+        const malformed: Array<Malformed> = []
+        let resolved: string | undefined
+        let last = tracker.lastOffset
+        let recheck = true
+        const flush = () => {
+          if (resolved !== undefined) {
+            resolveOffset(resolved)
+            resolved = undefined
           }
-          const due = dueOf(message)
-          if (due !== undefined && due > Date.now()) {
-            // Not resolved: read again from here once the partition resumes.
-            pauseUntil(t, partition, due)
-            return
+          if (out.length > 0) {
+            Queue.offerAllUnsafe(queue, out)
+            out = []
           }
-          if (session.inFlight >= prefetch && !(await roomWithin(heartbeat))) {
-            if (session.closing || !tracker.active) return
-            fullPaused.add(key)
-            pause(t, partition)
-            return
+          if (malformed.length > 0) {
+            for (const m of malformed.splice(0)) background(quarantine(m))
           }
-          // The partition may have been lost while waiting for room.
-          if (!tracker.active) return
-          tracker.add(offset)
-          session.inFlight++
-          resolveOffset(message.offset)
-          Queue.offerUnsafe(queue, { session, tracker, topic: t, partition, offset, message })
+        }
+        try {
+          for (let i = 0; i < messages.length; i++) {
+            if (recheck) {
+              if (!isRunning() || isStale() || session.closing) return
+              recheck = false
+            }
+            const message = messages[i] as KafkaMessage
+            const offset = message.offset
+            if (last !== undefined && !follows(offset, last)) {
+              // Read again after a rebalance: already handed out and still tracked.
+              resolved = offset
+              continue
+            }
+            const due = dueOf(message)
+            if (due !== undefined && due > Date.now()) {
+              // Not resolved: read again from here once the partition resumes.
+              pauseUntil(t, partition, due)
+              return
+            }
+            if (session.inFlight >= prefetch) {
+              flush()
+              const room = await roomWithin(heartbeat)
+              recheck = true
+              if (!room) {
+                if (session.closing || !tracker.active) return
+                fullPaused.add(key)
+                pause(t, partition)
+                return
+              }
+              // The partition may have been lost while waiting for room.
+              if (!tracker.active) return
+            }
+            const index = tracker.add(offset)
+            last = offset
+            session.inFlight++
+            resolved = offset
+            const item: Handed = { session, tracker, topic: t, partition, offset, index, state: "open" }
+            const headers = Wire.headers(message.headers, KafkaTopology.retryDueHeader)
+            const decoded = Envelope.decodeWire({
+              topic: envelopeTopic,
+              payload: Wire.payload(message),
+              headers,
+              key: message.key?.toString("utf8")
+            })
+            if (decoded._tag === "Success") out.push(makeDelivery(item, decoded.success))
+            else malformed.push({ item, message, headers, reason: decoded.failure.message })
+          }
+        } finally {
+          flush()
         }
       }
 
@@ -318,7 +383,12 @@ export const subscribe = (
       yield* Effect.forkScoped(
         Effect.forever(
           Queue.take(signal).pipe(
-            Effect.andThen(commit),
+            Effect.andThen(
+              Effect.suspend(() => {
+                commitRequested = false
+                return commit
+              })
+            ),
             Effect.catch((error) =>
               Effect.logDebug(`lossless: offset commit for ${groupId} failed: ${KafkaError.describe(error)}`).pipe(
                 Effect.andThen(Effect.sleep("200 millis")),
@@ -355,34 +425,15 @@ export const subscribe = (
     })
   )
 
-  return incoming.pipe(
-    Stream.mapEffect(toDelivery),
-    Stream.filter((delivery): delivery is Delivery.Delivery => delivery !== undefined)
-  )
-
-  function markSettled(item: Incoming): boolean {
+  function markSettled(item: Handed): boolean {
     const { session } = item
     if (session.closing || !item.tracker.active) return false
-    if (item.tracker.settle(item.offset)) {
+    if (item.tracker.settle(item.index)) {
       session.inFlight--
       session.requestCommit()
       freed(session, prefetch)
     }
     return true
-  }
-
-  // Without a generator: this runs once per delivery.
-  function toDelivery(item: Incoming): Effect.Effect<Delivery.Delivery | undefined> {
-    const headers = Wire.headers(item.message.headers)
-    delete headers[KafkaTopology.retryDueHeader]
-    const decoded = Envelope.decodeWire({
-      topic: envelopeTopic,
-      payload: Wire.payload(item.message),
-      headers,
-      key: item.message.key?.toString("utf8")
-    })
-    if (decoded._tag === "Success") return Effect.succeed(makeDelivery(item, decoded.success))
-    return Effect.as(quarantine(item, headers, decoded.failure.message), undefined)
   }
 
   /** Publishes copies and answers `undefined` once all are confirmed, else the first failure. */
@@ -405,15 +456,16 @@ export const subscribe = (
    * A record without a Lossless id (not from a Lossless producer) cannot be
    * handed to a consumer: dedupe would have no key. It goes to the group's
    * dead letters under a new id with the reason, then counts as settled; if
-   * that fails, it stays unsettled and is read again after a restart.
+   * that fails, it stays unsettled and is read again after a restart. It is
+   * moved by a fiber of its own, so the records after it are not held up.
    */
-  function quarantine(item: Incoming, headers: Record<string, string>, reason: string): Effect.Effect<void> {
+  function quarantine({ item, message, headers, reason }: Malformed): Effect.Effect<void> {
     return Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const envelope = Envelope.make({
         id: yield* MessageId.make,
         topic: deadLetterTopic,
-        payload: Wire.payload(item.message),
+        payload: Wire.payload(message),
         timestamp: now,
         headers: {
           ...headers,
@@ -436,71 +488,88 @@ export const subscribe = (
     })
   }
 
-  function makeDelivery(item: Incoming, envelope: Envelope.Envelope): Delivery.Delivery {
-    let state: "open" | "settling" | "settled" = "open"
-    const attempt = Envelope.attempt(envelope)
-    const refuse = (settlement: Settlement, reason: string) =>
-      Effect.fail(new SettlementFailed({ messageId: envelope.id, settlement, reason }))
-    const stale = () =>
-      item.session.closing
-        ? "the subscription ended; the message will be delivered again"
-        : `partition ${item.topic}/${item.partition} was assigned to another member, which reads it again from the last commit`
+  function refuse(envelope: Envelope.Envelope, settlement: Settlement, reason: string) {
+    return Effect.fail(new SettlementFailed({ messageId: envelope.id, settlement, reason }))
+  }
 
-    const begin = (settlement: Settlement): Effect.Effect<void, SettlementFailed> =>
-      Effect.suspend(() => {
-        if (state === "settled") return refuse(settlement, "the delivery was already settled")
-        if (state === "settling") return refuse(settlement, "another settlement of this delivery is in progress")
-        if (item.session.closing || !item.tracker.active) return refuse(settlement, stale())
-        state = "settling"
-        return Effect.void
-      })
+  function stale(item: Handed): string {
+    return item.session.closing
+      ? "the subscription ended; the message will be delivered again"
+      : `partition ${item.topic}/${item.partition} was assigned to another member, which reads it again from the last commit`
+  }
 
-    const finish = (settlement: Settlement, after: string): Effect.Effect<void, SettlementFailed> =>
-      Effect.suspend(() => {
-        state = "settled"
-        return markSettled(item) ? Effect.void : refuse(settlement, `${after}${stale()}`)
-      })
+  /** Why a settlement cannot start now, or `undefined` when it may (the delivery is then settling). */
+  function begin(item: Handed): string | undefined {
+    if (item.state === "settled") return "the delivery was already settled"
+    if (item.state === "settling") return "another settlement of this delivery is in progress"
+    if (item.session.closing || !item.tracker.active) return stale(item)
+    item.state = "settling"
+    return undefined
+  }
 
-    /** Stores a copy (confirmed), then settles the original; a failed copy leaves the delivery unsettled. */
-    const viaCopy = (
-      settlement: Settlement,
-      copy: Effect.Effect<{
-        readonly envelope: Envelope.Envelope
-        readonly extra: Readonly<Record<string, string>>
-        readonly target: string
-      }>
-    ): Effect.Effect<void, SettlementFailed> =>
-      Effect.andThen(
-        begin(settlement),
-        Effect.gen(function* () {
-          const { envelope: out, extra, target } = yield* copy
-          const failed = yield* publishCopy(out, target, extra)
-          if (failed !== undefined) {
-            return yield* refuse(
-              settlement,
-              `the copy for ${target} was not confirmed (${failed.message}); the message stays where it was`
-            )
-          }
-          return yield* finish(settlement, `the copy is stored in ${target} but `)
-        }).pipe(
-          Effect.onExit((exit) =>
-            Effect.sync(() => {
-              if (exit._tag === "Failure" && state === "settling") state = "open"
-            })
+  function finish(
+    item: Handed,
+    envelope: Envelope.Envelope,
+    settlement: Settlement,
+    after: string
+  ): Effect.Effect<void, SettlementFailed> {
+    item.state = "settled"
+    return markSettled(item) ? Effect.void : refuse(envelope, settlement, `${after}${stale(item)}`)
+  }
+
+  /** Stores a copy (confirmed), then settles the original; a failed copy leaves the delivery unsettled. */
+  function viaCopy(
+    item: Handed,
+    envelope: Envelope.Envelope,
+    settlement: Settlement,
+    copy: Effect.Effect<{
+      readonly envelope: Envelope.Envelope
+      readonly extra: Readonly<Record<string, string>>
+      readonly target: string
+    }>
+  ): Effect.Effect<void, SettlementFailed> {
+    return Effect.suspend(() => {
+      const refused = begin(item)
+      if (refused !== undefined) return refuse(envelope, settlement, refused)
+      return Effect.gen(function* () {
+        const { envelope: out, extra, target } = yield* copy
+        const failed = yield* publishCopy(out, target, extra)
+        if (failed !== undefined) {
+          return yield* refuse(
+            envelope,
+            settlement,
+            `the copy for ${target} was not confirmed (${failed.message}); the message stays where it was`
           )
+        }
+        return yield* finish(item, envelope, settlement, `the copy is stored in ${target} but `)
+      }).pipe(
+        Effect.onExit((exit) =>
+          Effect.sync(() => {
+            if (exit._tag === "Failure" && item.state === "settling") item.state = "open"
+          })
         )
       )
+    })
+  }
 
+  /** Once per message: a few closures over `item`, the rest shared by the subscription. */
+  function makeDelivery(item: Handed, envelope: Envelope.Envelope): Delivery.Delivery {
+    const attempt = Envelope.attempt(envelope)
     return {
       envelope,
       group,
       attempt,
       // Kafka does not say whether a record was handed out before.
       redelivered: false,
-      settleable: () => state === "open" && !item.session.closing && item.tracker.active,
-      ack: Effect.andThen(begin("ack"), finish("ack", "")),
+      settleable: () => item.state === "open" && !item.session.closing && item.tracker.active,
+      ack: Effect.suspend(() => {
+        const refused = begin(item)
+        return refused === undefined ? finish(item, envelope, "ack", "") : refuse(envelope, "ack", refused)
+      }),
       retryLater: (delay, retryOptions) =>
         viaCopy(
+          item,
+          envelope,
           "retryLater",
           Effect.map(Clock.currentTimeMillis, (now) => {
             const requested = Duration.toMillis(Duration.fromInputUnsafe(delay))
@@ -514,6 +583,8 @@ export const subscribe = (
         ),
       deadLetter: (reason) =>
         viaCopy(
+          item,
+          envelope,
           "deadLetter",
           Effect.map(Clock.currentTimeMillis, (now) => ({
             envelope:

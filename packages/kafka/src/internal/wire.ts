@@ -36,10 +36,19 @@ export const size = (message: Message): number => {
   return total
 }
 
-/** The headers of a received record as strings (repeated headers: the last one). */
-export const headers = (raw: IHeaders | undefined): Record<string, string> => {
+/**
+ * The headers of a received record as strings (repeated headers: the last
+ * one), without `omit` (adapter bookkeeping the envelope does not carry).
+ */
+export const headers = (raw: IHeaders | undefined, omit?: string): Record<string, string> => {
   const out: Record<string, string> = {}
-  for (const [name, value] of Object.entries(raw ?? {})) {
+  if (raw === undefined) return out
+  // Once per message: an indexed loop over the names, no entry arrays.
+  const names = Object.keys(raw)
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string
+    if (name === omit) continue
+    const value = raw[name]
     const last = Array.isArray(value) ? value[value.length - 1] : value
     if (last === undefined) continue
     out[name] = typeof last === "string" ? last : last.toString("utf8")
