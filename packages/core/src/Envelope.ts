@@ -77,7 +77,7 @@ export const withHeaders = (envelope: Envelope, headers: Readonly<Record<string,
  * timestamp agree (every id Lossless makes) needs no timestamp header.
  */
 export const impliedTimestamp = (id: string | undefined): number | undefined =>
-  id !== undefined && MessageId.isUuidV7(id) ? MessageId.timestampOf(id) : undefined
+  id === undefined ? undefined : MessageId.timeOfUuidV7(id)
 
 /**
  * The headers to put on a broker message: the envelope's headers plus the

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
+import fc from "fast-check"
 import { MessageId } from "../src/index.ts"
 
 // Ids are monotonic per process, so each test works at a time later than the previous
@@ -84,5 +85,31 @@ describe("MessageId", () => {
     expect(MessageId.isUuidV7(crypto.randomUUID())).toBe(false)
     expect(MessageId.isUuidV7("order-42")).toBe(false)
     expect(MessageId.isUuidV7("0190f2c4-9b1e-7a00-c000-000000000001")).toBe(false)
+  })
+
+  it("reads the time of any UUIDv7 shape, in either case, and of nothing else", () => {
+    const shape = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i
+    const hex = fc.constantFrom(..."0123456789abcdefABCDEF-7gxz ".split(""))
+    // Near-UUIDv7 strings: each character either kept from a valid id or replaced by a likely wrong one.
+    const near = fc
+      .tuple(
+        fc.integer({ min: 0, max: 2 ** 48 - 1 }),
+        fc.array(fc.tuple(fc.nat(40), hex), { maxLength: 3 }),
+        fc.boolean()
+      )
+      .map(([ms, edits, upper]) => {
+        const chars = MessageId.fromMillis(ms).split("")
+        for (const [at, c] of edits) if (at < chars.length) chars[at] = c
+        const id = chars.join("")
+        return upper ? id.toUpperCase() : id
+      })
+    fc.assert(
+      fc.property(fc.oneof(near, fc.string({ maxLength: 40 })), (id) => {
+        const time = MessageId.timeOfUuidV7(id)
+        if (!shape.test(id)) return time === undefined
+        return time === Number.parseInt(id.slice(0, 8), 16) * 0x10000 + Number.parseInt(id.slice(9, 13), 16)
+      }),
+      { numRuns: 20_000 }
+    )
   })
 })
