@@ -89,13 +89,42 @@ export const impliedTimestamp = (id: string | undefined): number | undefined =>
 export const toWireHeaders = (
   envelope: Envelope,
   options?: { readonly id?: boolean | undefined }
-): Record<string, string> => {
+): Record<string, string> => withStructural(envelope, options?.id !== false, stampsTimestamp(envelope))
+
+/** Whether the wire headers carry the timestamp: only when the id does not imply it. */
+const stampsTimestamp = (envelope: Envelope): boolean => impliedTimestamp(envelope.id) !== envelope.timestamp
+
+const withStructural = (envelope: Envelope, id: boolean, timestamp: boolean): Record<string, string> => {
   const wire: Record<string, string> = { ...envelope.headers }
-  if (options?.id !== false) wire[Headers.MessageId] = envelope.id
-  if (impliedTimestamp(envelope.id) !== envelope.timestamp) wire[Headers.Timestamp] = String(envelope.timestamp)
+  if (id) wire[Headers.MessageId] = envelope.id
+  if (timestamp) wire[Headers.Timestamp] = String(envelope.timestamp)
   if (envelope.key !== undefined) wire[Headers.Key] = envelope.key
   if (envelope.deliverAt !== undefined) wire[Headers.DeliverAt] = String(envelope.deliverAt)
   return wire
+}
+
+/**
+ * `toWireHeaders` without the copy when there is nothing to add (the id
+ * travels in a broker field, the id implies the timestamp, no key, no
+ * delivery time): then it is the envelope's own headers, so it must not be
+ * modified. For a publish path that hands the headers straight to a client:
+ * no object per message, and a client that derives an object from them
+ * (amqplib makes them the prototype of one) sees the same object for every
+ * message sent with the same headers.
+ */
+export const wireHeaders = (
+  envelope: Envelope,
+  options?: { readonly id?: boolean | undefined }
+): Readonly<Record<string, string>> => {
+  const id = options?.id !== false
+  const timestamp = stampsTimestamp(envelope)
+  const headers = envelope.headers
+  // A plain object only: the copy keeps own names alone, so headers that inherit any are copied.
+  const proto: unknown = Object.getPrototypeOf(headers)
+  const plain = proto === Object.prototype || proto === null
+  return !plain || id || timestamp || envelope.key !== undefined || envelope.deliverAt !== undefined
+    ? withStructural(envelope, id, timestamp)
+    : headers
 }
 
 // Number("") is 0: a blank header must not become the epoch.

@@ -99,13 +99,6 @@ export interface PublisherShape {
 /** Reliable publishing over the current transport. */
 export class Publisher extends Context.Service<Publisher, PublisherShape>()("@lossless/core/Publisher") {}
 
-interface Pending {
-  readonly index: number
-  readonly envelope: Envelope
-  attempts: number
-  error: PublishError | undefined
-}
-
 /**
  * The configured interceptors, with the loss-detection stamp last so nothing
  * disturbs its numbering, and the trace context first when observability is on.
@@ -168,12 +161,17 @@ const observedPublish =
     )
   }
 
-const intercept = (interceptors: ReadonlyArray<Interceptor>, envelopes: ReadonlyArray<Envelope>) =>
-  Effect.gen(function* () {
-    let batch = envelopes
-    for (const f of interceptors) batch = yield* f(batch)
-    return batch
-  })
+const intercept = (
+  interceptors: ReadonlyArray<Interceptor>,
+  envelopes: ReadonlyArray<Envelope>
+): Effect.Effect<ReadonlyArray<Envelope>> =>
+  interceptors.length === 0
+    ? Effect.succeed(envelopes)
+    : Effect.gen(function* () {
+        let batch = envelopes
+        for (const f of interceptors) batch = yield* f(batch)
+        return batch
+      })
 
 /** A publisher whose `send` and `sendBatch` encode and then hand the envelopes to `publish`. */
 const fromPublish = (
@@ -184,11 +182,7 @@ const fromPublish = (
       Effect.flatMap(Message.encode(topic, payload, options), (envelope) =>
         Effect.map(publish([envelope]), (sent) => sent[0] as Sent)
       ),
-    sendBatch: (topic, messages) =>
-      Effect.flatMap(
-        Effect.forEach(messages, (m) => Message.encode(topic, m.payload, m)),
-        publish
-      ),
+    sendBatch: (topic, messages) => Effect.flatMap(Message.encodeBatch(topic, messages), publish),
     publish
   })
 
@@ -203,71 +197,72 @@ export const make = (options: PublisherOptions = {}): Effect.Effect<PublisherSha
     const interceptors = yield* interceptorsOf(options)
     const permits = yield* Semaphore.make(maxInFlight)
 
-    const publishOnce = (envelopes: ReadonlyArray<Envelope>): Effect.Effect<ReadonlyArray<Sent>, SendFailed> =>
-      Effect.gen(function* () {
-        const batch = yield* intercept(interceptors, envelopes)
-        const sent: Array<Sent | undefined> = new Array(batch.length)
-        const failures: Array<SendFailure> = []
-        let pending: Array<Pending> = batch.map((envelope, index) => ({
-          index,
-          envelope,
-          attempts: 0,
-          error: undefined
-        }))
+    const timedOut = (envelope: Envelope) =>
+      new PublishTimeout({ topic: envelope.topic, messageId: envelope.id, timeoutMillis })
 
-        const attempt = Effect.suspend(() => {
-          const current = pending
-          return transport.publish(current.map((p) => p.envelope)).pipe(
-            Effect.timeoutOrElse({
-              duration: timeout,
-              orElse: () =>
-                Effect.succeed(
-                  current.map((p) =>
-                    Result.fail(
-                      new PublishTimeout({ topic: p.envelope.topic, messageId: p.envelope.id, timeoutMillis })
-                    )
-                  )
-                )
-            }),
-            Effect.flatMap((results) => {
-              const again: Array<Pending> = []
-              current.forEach((p, i) => {
-                p.attempts++
-                const result = results[i]
-                if (result === undefined) {
-                  p.error = new PublishTimeout({ topic: p.envelope.topic, messageId: p.envelope.id, timeoutMillis })
-                  again.push(p)
-                } else if (Result.isSuccess(result)) {
-                  sent[p.index] = { id: p.envelope.id, topic: p.envelope.topic, attempts: p.attempts }
-                } else if (result.failure.retryable) {
-                  p.error = result.failure
-                  again.push(p)
-                } else {
-                  failures.push({ envelope: p.envelope, attempts: p.attempts, error: result.failure })
-                }
-              })
-              pending = again
-              const first = again[0]
-              return first === undefined ? Effect.void : Effect.fail(first.error as PublishError)
-            })
-          )
-        })
+    // Written without a generator and with plain arrays: its loops run once per message.
+    const publishOnce = (batch: ReadonlyArray<Envelope>): Effect.Effect<ReadonlyArray<Sent>, SendFailed> => {
+      const sent: Array<Sent | undefined> = new Array(batch.length)
+      const failures: Array<SendFailure> = []
+      // Every attempt publishes all that is still pending, so a message settled by attempt n took n attempts.
+      let attempts = 0
+      // The last error of each position still pending, made when one first has to go again.
+      let errors: Array<PublishError | undefined> | undefined
+      // The positions still unconfirmed; `undefined` for the whole batch (the first attempt).
+      let pending: Array<number> | undefined
 
-        // The schedule decides whether to go again; whatever is still pending when it gives up has failed.
-        yield* attempt.pipe(Effect.retry(schedule), Effect.ignore)
-        for (const p of pending)
-          failures.push({ envelope: p.envelope, attempts: p.attempts, error: p.error as PublishError })
-        if (failures.length > 0) {
-          return yield* new SendFailed({
-            failures,
-            confirmed: sent.flatMap((s) => (s === undefined ? [] : [s.id]))
+      const attempt = Effect.suspend(() => {
+        const current = pending
+        const envelopes = current === undefined ? batch : current.map((i) => batch[i] as Envelope)
+        return transport.publish(envelopes).pipe(
+          Effect.timeoutOrElse({
+            duration: timeout,
+            orElse: () => Effect.succeed(envelopes.map((e) => Result.fail(timedOut(e))))
+          }),
+          Effect.flatMap((results) => {
+            const n = ++attempts
+            const again: Array<number> = []
+            for (let k = 0; k < envelopes.length; k++) {
+              const i = current === undefined ? k : (current[k] as number)
+              const envelope = envelopes[k] as Envelope
+              const result = results[k]
+              if (result !== undefined && Result.isSuccess(result)) {
+                sent[i] = { id: envelope.id, topic: envelope.topic, attempts: n }
+              } else if (result === undefined || result.failure.retryable) {
+                errors ??= new Array(batch.length)
+                errors[i] = result === undefined ? timedOut(envelope) : result.failure
+                again.push(i)
+              } else {
+                failures.push({ envelope, attempts: n, error: result.failure })
+              }
+            }
+            pending = again
+            return again.length === 0 ? Effect.void : Effect.fail(errors?.[again[0] as number] as PublishError)
           })
-        }
-        return sent as Array<Sent>
+        )
       })
 
+      // The schedule decides whether to go again; whatever is still pending when it gives up has failed.
+      return Effect.flatMap(Effect.ignore(Effect.retry(attempt, schedule)), () => {
+        for (const i of pending ?? batch.map((_, i) => i))
+          failures.push({ envelope: batch[i] as Envelope, attempts, error: errors?.[i] as PublishError })
+        if (failures.length > 0) {
+          return Effect.fail(
+            new SendFailed({
+              failures,
+              confirmed: sent.flatMap((s) => (s === undefined ? [] : [s.id]))
+            })
+          )
+        }
+        return Effect.succeed(sent as Array<Sent>)
+      })
+    }
+
     const publishAll = (envelopes: ReadonlyArray<Envelope>): Effect.Effect<ReadonlyArray<Sent>, SendFailed> =>
-      Semaphore.withPermits(permits, Math.min(envelopes.length, maxInFlight))(publishOnce(envelopes))
+      Semaphore.withPermits(
+        permits,
+        Math.min(envelopes.length, maxInFlight)
+      )(Effect.flatMap(intercept(interceptors, envelopes), publishOnce))
     const observed = (yield* Observability.Enabled) ? observedPublish(transport.name, false)(publishAll) : publishAll
     const publish = (envelopes: ReadonlyArray<Envelope>): Effect.Effect<ReadonlyArray<Sent>, SendFailed> =>
       envelopes.length === 0 ? Effect.succeed([]) : observed(envelopes)

@@ -47,6 +47,31 @@ describe("Envelope wire mapping", () => {
     expect(wire).toEqual({ [Headers.MessageId]: "a", [Headers.Timestamp]: "5" })
   })
 
+  it("wireHeaders: the envelope's own headers when nothing is added, else what toWireHeaders writes", () => {
+    const at = 1_720_000_000_123
+    const id = MessageId.fromMillis(at)
+    const headers = { tenant: "eu" }
+    const plain = Envelope.make({ id, topic: "t", payload, timestamp: at, headers })
+    // The id carried in a broker field and implying the timestamp: nothing to add, no copy.
+    expect(Envelope.wireHeaders(plain, { id: false })).toBe(headers)
+    const variants = [
+      plain,
+      { ...plain, timestamp: at + 1 },
+      { ...plain, key: "k" },
+      { ...plain, deliverAt: at + 5 },
+      { ...plain, id: "order-1" },
+      // Inherited names are not headers: such an object is copied, own names only.
+      { ...plain, headers: Object.assign(Object.create({ inherited: "x" }), headers) }
+    ]
+    for (const envelope of variants) {
+      for (const options of [{ id: false }, { id: true }, undefined]) {
+        const wire = Envelope.wireHeaders(envelope, options)
+        expect({ ...wire }).toEqual(Envelope.toWireHeaders(envelope, options))
+        if (envelope !== plain || options?.id !== false) expect(wire).not.toBe(envelope.headers)
+      }
+    }
+  })
+
   it("does not let a header named like a structural one override the envelope's own fields", () => {
     const forged = Envelope.make({
       id: "real",

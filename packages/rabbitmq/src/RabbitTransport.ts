@@ -72,7 +72,11 @@ export const make = (
     const dependencies: Subscription.Dependencies = { manager, declarer, confirms }
 
     /** What fails before sending: too large (payload or headers), or not a topic name at all. */
-    const refuse = (envelope: Envelope.Envelope, target: Confirms.Target): PublishError | undefined => {
+    const refuse = (
+      envelope: Envelope.Envelope,
+      target: Confirms.Target,
+      validTopic: boolean
+    ): PublishError | undefined => {
       const size = envelope.payload.byteLength
       if (size > config.maxMessageBytes) {
         return new MessageTooLarge({
@@ -93,12 +97,12 @@ export const make = (
           limit: Confirms.headerTableLimit
         })
       }
-      if (!Names.isValid(envelope.topic)) return new TopicNotFound({ topic: envelope.topic })
+      if (!validTopic) return new TopicNotFound({ topic: envelope.topic })
       return undefined
     }
 
-    const target = (envelope: Envelope.Envelope): Confirms.Target => ({
-      exchange: RabbitTopology.exchange(config.prefix, envelope.topic),
+    const target = (envelope: Envelope.Envelope, exchange: string): Confirms.Target => ({
+      exchange,
       routingKey: envelope.topic,
       // The envelope's bytes are sent as they are: envelopes are immutable, and a confirm means they were read.
       content: Wire.content(envelope.payload),
@@ -108,14 +112,14 @@ export const make = (
     })
 
     /** Publishes one envelope whose send had to wait (unknown topic, full window, flow control, no channel). */
-    const publishLater = (target: Confirms.Target, settle: Confirms.Settle): Effect.Effect<void> =>
+    const publishLater = (target: Confirms.Target, settle: Confirms.Settle, tag: number): Effect.Effect<void> =>
       Effect.flatMap(
         // A publish to a missing exchange would close the shared channel: ask on a channel of its own first.
         Effect.result(declarer.exchangeExists(target.exchange)),
         (exists) => {
-          if (exists._tag === "Failure") return Effect.sync(() => settle(exists.failure))
-          if (!exists.success) return Effect.sync(() => settle(new TopicNotFound({ topic: target.topic })))
-          return confirms.send(target, settle)
+          if (exists._tag === "Failure") return Effect.sync(() => settle(exists.failure, tag))
+          if (!exists.success) return Effect.sync(() => settle(new TopicNotFound({ topic: target.topic }), tag))
+          return confirms.send(target, settle, tag)
         }
       )
 
@@ -131,24 +135,31 @@ export const make = (
         const release = () => {
           if (--outstanding === 0) Deferred.doneUnsafe(all, Effect.void)
         }
-        const settleAt =
-          (i: number): Confirms.Settle =>
-          (error) => {
-            results[i] = error === undefined ? confirmed : Result.fail(error)
-            release()
-          }
+        // One settle for the batch: the tag is the message's position.
+        const settle: Confirms.Settle = (error, i) => {
+          results[i] = error === undefined ? confirmed : Result.fail(error)
+          release()
+        }
+        // A batch is usually of one topic: its exchange name and validity are worked out once.
+        let topic: string | undefined
+        let exchange = ""
+        let validTopic = false
         for (let i = 0; i < batch.length; i++) {
           const envelope = batch[i] as Envelope.Envelope
-          const out = target(envelope)
-          const refused = refuse(envelope, out)
+          if (envelope.topic !== topic) {
+            topic = envelope.topic
+            exchange = RabbitTopology.exchange(config.prefix, topic)
+            validTopic = Names.isValid(topic)
+          }
+          const out = target(envelope, exchange)
+          const refused = refuse(envelope, out, validTopic)
           if (refused !== undefined) {
             results[i] = Result.fail(refused)
             continue
           }
           outstanding++
-          const settle = settleAt(i)
-          if (declarer.isKnownExchange(out.exchange) && confirms.sendNow(out, settle)) continue
-          yield* publishLater(out, settle)
+          if (declarer.isKnownExchange(out.exchange) && confirms.sendNow(out, settle, i)) continue
+          yield* publishLater(out, settle, i)
         }
         release()
         yield* Deferred.await(all)

@@ -4,6 +4,7 @@
  * retry and dead-letter queues, consumers whose queue disappears, quorum
  * queues, name prefixes, and credentials that never show.
  */
+import * as net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import {
   DeadLetter,
@@ -64,6 +65,55 @@ describe.skipIf(!rabbit.available)(`RabbitTransport (${rabbit.url})`, () => {
       const sub = yield* Harness.subscribe(bound, group)
       expect((yield* sub.consume(2)).map((d) => d.envelope.id)).toEqual([first.id, last.id])
       yield* sub.nothingWithin("200 millis")
+    }).pipe(Effect.provide(transport()))
+  )
+
+  it.live("a batch longer than the confirm window: every return is matched to its own publish", () =>
+    Effect.gen(function* () {
+      const bound = Harness.uniqueName("bound")
+      const unbound = Harness.uniqueName("unbound")
+      const group = Harness.uniqueName("g")
+      yield* Harness.declare([bound, unbound], [[bound, group]])
+      // Thousands pipelined through a window of 256: the list of unconfirmed publishes is trimmed and
+      // compacted while returns keep arriving; ids repeat across the two topics.
+      const batch: Array<Envelope.Envelope> = []
+      const expected: Array<string> = []
+      for (let i = 0; i < 3000; i++) {
+        const envelope = Harness.envelope(bound, { payload: String(i) })
+        const unroutable = i % 3 === 1
+        batch.push(unroutable ? { ...envelope, topic: unbound } : envelope)
+        expected.push(unroutable ? "Unroutable" : "ok")
+        if (i % 7 === 0) {
+          batch.push({ ...envelope, topic: unroutable ? bound : unbound })
+          expected.push(unroutable ? "ok" : "Unroutable")
+        }
+      }
+      expect(outcomes(yield* publish(batch))).toEqual(expected)
+    }).pipe(Effect.provide(transport({ confirmWindow: 256 })))
+  )
+
+  it.live("a batch reaches the socket in a few writes, not one per message", () =>
+    Effect.gen(function* () {
+      const topic = Harness.uniqueName("writes")
+      const group = Harness.uniqueName("g")
+      yield* Harness.declare([topic], [[topic, group]])
+      const socket = net.Socket.prototype as unknown as { _writeGeneric: (...args: Array<unknown>) => unknown }
+      const write = socket._writeGeneric
+      let writes = 0
+      socket._writeGeneric = function (this: unknown, ...args: Array<unknown>) {
+        writes++
+        return write.apply(this, args)
+      }
+      const results = yield* publish(Harness.envelopes(topic, 500)).pipe(
+        Effect.ensuring(
+          Effect.sync(() => {
+            socket._writeGeneric = write
+          })
+        )
+      )
+      expect(outcomes(results).every((o) => o === "ok")).toBe(true)
+      // amqplib writes each message on its own; the transport corks the socket for each pass.
+      expect(writes).toBeLessThan(50)
     }).pipe(Effect.provide(transport()))
   )
 

@@ -35,33 +35,53 @@ export interface Target {
   readonly messageId: string
 }
 
-/** Receives a publish's outcome: `undefined` once the broker confirmed it, else why not. Called once. */
-export type Settle = (error: PublishError | undefined) => void
+/**
+ * Receives a publish's outcome: `undefined` once the broker confirmed it, else
+ * why not, with the tag the publish was given. Called once per publish.
+ */
+export type Settle = (error: PublishError | undefined, tag: number) => void
 
 export interface Confirms {
   /**
    * Publishes one message, waiting for room in the confirm window and for
-   * flow control; `settle` receives the broker's verdict.
+   * flow control; `settle` receives the broker's verdict and `tag` (0 unless given).
    */
-  readonly send: (target: Target, settle: Settle) => Effect.Effect<void>
+  readonly send: (target: Target, settle: Settle, tag?: number) => Effect.Effect<void>
   /**
    * Publishes at once when nothing has to be waited for (the common case,
    * without the cost of an Effect per message); `false` means use `send`.
+   * One `settle` can serve a whole batch, told apart by `tag`.
    */
-  readonly sendNow: (target: Target, settle: Settle) => boolean
+  readonly sendNow: (target: Target, settle: Settle, tag?: number) => boolean
 }
 
+/** What is kept of a publish until its confirm: what its outcome names, not its properties or body. */
 interface Pending {
+  readonly exchange: string
+  readonly routingKey: string
+  readonly topic: string
+  readonly messageId: string
+  readonly size: number
+  readonly settle: Settle
+  readonly tag: number
   /** The broker's reply when it returned the message. */
   returned: string | undefined
+  /** Its outcome was given: no return can be for it any more, and its room in the window is free. */
+  settled: boolean
 }
 
 interface PublishChannel {
   readonly handle: ChannelHandle<amqp.ConfirmChannel>
   /** Closed while amqplib's write buffer is full. */
   readonly writable: Latch.Latch
-  /** Unconfirmed publishes by return key, oldest first. */
-  readonly unconfirmed: Map<string, Array<Pending>>
+  /**
+   * Publishes in the order they were written, from `head` on; settled ones are
+   * dropped once everything before them is settled too. A plain list rather
+   * than a map by return key: a return is rare, a publish is not, so a return
+   * scans and a publish only appends.
+   */
+  readonly unconfirmed: Array<Pending>
+  head: number
 }
 
 /** The most bytes amqplib can encode in a message's header table. */
@@ -91,9 +111,6 @@ export const headerTableBytes = (headers: unknown): number => {
   return bytes
 }
 
-const returnKey = (messageId: string, exchange: string, routingKey: string) =>
-  `${messageId}\u0000${exchange}\u0000${routingKey}`
-
 const headerText = (value: unknown): string | undefined =>
   typeof value === "string" ? value : Buffer.isBuffer(value) ? value.toString("utf8") : undefined
 
@@ -107,13 +124,26 @@ export const make = (
     const open = Effect.gen(function* () {
       const connection = yield* manager.connection
       const handle = yield* manager.openChannel(connection, "confirm")
-      const channel: PublishChannel = { handle, writable: Latch.makeUnsafe(true), unconfirmed: new Map() }
+      const channel: PublishChannel = { handle, writable: Latch.makeUnsafe(true), unconfirmed: [], head: 0 }
       handle.channel.on("return", (message: amqp.Message) => {
         const id = headerText(message.properties.headers?.[Headers.MessageId]) ?? String(message.properties.messageId)
-        const key = returnKey(id, message.fields.exchange, message.fields.routingKey)
+        const { exchange, routingKey } = message.fields
         const fields = message.fields as amqp.MessageFields & { replyCode?: number; replyText?: string }
-        const pending = channel.unconfirmed.get(key)?.find((p) => p.returned === undefined)
-        if (pending !== undefined) pending.returned = `${fields.replyCode ?? 312} ${fields.replyText ?? "NO_ROUTE"}`
+        // The oldest unsettled publish of that id, exchange and key not already returned.
+        const list = channel.unconfirmed
+        for (let i = channel.head; i < list.length; i++) {
+          const p = list[i] as Pending
+          if (
+            !p.settled &&
+            p.returned === undefined &&
+            p.messageId === id &&
+            p.exchange === exchange &&
+            p.routingKey === routingKey
+          ) {
+            p.returned = `${fields.replyCode ?? 312} ${fields.replyText ?? "NO_ROUTE"}`
+            return
+          }
+        }
       })
       handle.channel.on("drain", () => {
         channel.writable.openUnsafe()
@@ -126,16 +156,24 @@ export const make = (
     })
     const slot = Slot.make(open, (channel) => channel.handle.open)
 
-    const forget = (channel: PublishChannel, key: string, pending: Pending) => {
-      const list = channel.unconfirmed.get(key)
-      if (list === undefined) return
-      const index = list.indexOf(pending)
-      if (index >= 0) list.splice(index, 1)
-      if (list.length === 0) channel.unconfirmed.delete(key)
+    /** Drops the settled publishes at the front of the list. */
+    const forget = (channel: PublishChannel) => {
+      const list = channel.unconfirmed
+      let head = channel.head
+      while (head < list.length && (list[head] as Pending).settled) head++
+      if (head === list.length) {
+        list.length = 0
+        head = 0
+      } else if (head >= 1024 && head * 2 >= list.length) {
+        // Under steady load the list never empties: compact it once half of it is settled.
+        list.splice(0, head)
+        head = 0
+      }
+      channel.head = head
     }
 
     /** Why an unconfirmed publish failed: a nack, or its channel closing under it. */
-    const failure = (channel: PublishChannel, target: Target, error: unknown): PublishError => {
+    const failure = (channel: PublishChannel, target: Pending, error: unknown): PublishError => {
       const closed =
         !channel.handle.open ||
         (error instanceof Error && error.name === "IllegalOperationError") ||
@@ -154,11 +192,11 @@ export const make = (
         const size = RabbitError.sizeRefusal(cause)
         if (
           (missing !== undefined && missing === target.exchange) ||
-          (size !== undefined && !(target.content.byteLength <= size.limit))
+          (size !== undefined && !(target.size <= size.limit))
         ) {
           return RabbitError.publishFailure(
             cause,
-            { topic: target.topic, messageId: target.messageId, size: target.content.byteLength },
+            { topic: target.topic, messageId: target.messageId, size: target.size },
             manager.scrub
           )
         }
@@ -170,7 +208,7 @@ export const make = (
     }
 
     /** Why `publish` threw (it writes nothing when it throws). */
-    const thrown = (channel: PublishChannel, target: Target, error: unknown): PublishError => {
+    const thrown = (channel: PublishChannel, target: Target, pending: Pending, error: unknown): PublishError => {
       if (error instanceof RangeError) {
         // amqplib encodes the header table into a 64 KiB buffer.
         return new MessageTooLarge({
@@ -187,53 +225,65 @@ export const make = (
           reason: `cannot be encoded: ${error.message}`
         })
       }
-      return failure(channel, target, error)
+      return failure(channel, pending, error)
     }
 
+    /** Gives a publish its outcome, once, and frees its room in the window. */
+    const done = (channel: PublishChannel, pending: Pending, error: PublishError | undefined) => {
+      if (pending.settled) return
+      pending.settled = true
+      forget(channel)
+      Queue.takeUnsafe(window)
+      pending.settle(error, pending.tag)
+    }
+
+    /** The broker's verdict on a publish: its confirm (after a return, if one came) or why there is none. */
+    const confirmed = (channel: PublishChannel, pending: Pending, error: unknown) =>
+      done(
+        channel,
+        pending,
+        error !== null && error !== undefined
+          ? failure(channel, pending, error)
+          : pending.returned === undefined
+            ? undefined
+            : new Unroutable({ topic: pending.topic, messageId: pending.messageId })
+      )
+
     /** Publishes on `channel` now; the window has room for it (taken by the caller). */
-    const publishNow = (channel: PublishChannel, target: Target, settle: Settle) => {
-      let released = false
-      const done = (error: PublishError | undefined) => {
-        if (released) return
-        released = true
-        Queue.takeUnsafe(window)
-        settle(error)
+    const publishNow = (channel: PublishChannel, target: Target, settle: Settle, tag: number) => {
+      const pending: Pending = {
+        exchange: target.exchange,
+        routingKey: target.routingKey,
+        topic: target.topic,
+        messageId: target.messageId,
+        size: target.content.byteLength,
+        settle,
+        tag,
+        returned: undefined,
+        settled: false
       }
-      if (!channel.handle.open) return done(failure(channel, target, new Error("channel closed")))
-      const key = returnKey(target.messageId, target.exchange, target.routingKey)
-      const pending: Pending = { returned: undefined }
+      if (!channel.handle.open) return done(channel, pending, failure(channel, pending, new Error("channel closed")))
       let accepted: boolean
       try {
+        // The callback keeps only `pending` alive until the confirm: the target's properties and
+        // headers are garbage once amqplib encoded them.
         accepted = channel.handle.channel.publish(
           target.exchange,
           target.routingKey,
           target.content,
           target.properties,
-          (error: unknown) => {
-            forget(channel, key, pending)
-            if (error === null || error === undefined) {
-              done(
-                pending.returned === undefined
-                  ? undefined
-                  : new Unroutable({ topic: target.topic, messageId: target.messageId })
-              )
-            } else {
-              done(failure(channel, target, error))
-            }
-          }
+          (error: unknown) => confirmed(channel, pending, error)
         )
       } catch (error) {
         // Thrown before anything was written: a closed channel, or a frame amqplib cannot encode.
-        return done(thrown(channel, target, error))
+        return done(channel, pending, thrown(channel, target, pending, error))
       }
-      const list = channel.unconfirmed.get(key)
-      if (list === undefined) channel.unconfirmed.set(key, [pending])
-      else list.push(pending)
+      channel.unconfirmed.push(pending)
       if (!accepted) channel.writable.closeUnsafe()
     }
 
     /** Whether a publish can go out at once: a live channel, no flow control, room in the window. */
-    const sendNow = (target: Target, settle: Settle): boolean => {
+    const sendNow = (target: Target, settle: Settle, tag = 0): boolean => {
       const channel = slot.peek()
       if (
         channel === undefined ||
@@ -243,12 +293,12 @@ export const make = (
       ) {
         return false
       }
-      publishNow(channel, target, settle)
+      publishNow(channel, target, settle, tag)
       return true
     }
 
     /** Waits for room in the window, a channel and flow control, then publishes. */
-    const sendLater = (target: Target, settle: Settle): Effect.Effect<void> =>
+    const sendLater = (target: Target, settle: Settle, tag: number): Effect.Effect<void> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
           yield* restore(Queue.offer(window, undefined))
@@ -260,12 +310,12 @@ export const make = (
               return channel
             })
           ).pipe(Effect.exit)
-          if (Exit.isSuccess(ready)) return publishNow(ready.value, target, settle)
+          if (Exit.isSuccess(ready)) return publishNow(ready.value, target, settle, tag)
           Queue.takeUnsafe(window)
           if (Cause.hasInterrupts(ready.cause)) return yield* Effect.interrupt
           const error = Cause.findErrorOption(ready.cause)
           if (error._tag === "None") return yield* Effect.failCause(ready.cause as Cause.Cause<never>)
-          settle(error.value)
+          settle(error.value, tag)
         })
       )
 
@@ -283,7 +333,7 @@ export const make = (
 
     return {
       sendNow,
-      send: (target, settle) =>
-        Effect.suspend(() => (sendNow(target, settle) ? Effect.void : sendLater(target, settle)))
+      send: (target, settle, tag = 0) =>
+        Effect.suspend(() => (sendNow(target, settle, tag) ? Effect.void : sendLater(target, settle, tag)))
     }
   })

@@ -1,6 +1,6 @@
 /**
  * Envelopes as AMQP messages and back. The body is the payload; the
- * headers are `Envelope.toWireHeaders` (core's single mapping), so the
+ * headers are `Envelope.wireHeaders` (core's single mapping), so the
  * timestamp and key travel as Lossless headers on every broker. The id
  * travels in the AMQP `message-id` property (as the header only when it is
  * too long for it); the `timestamp` property is set too, for tools that show
@@ -20,21 +20,28 @@ export const content = (payload: Uint8Array): Buffer =>
 const fitsMessageId = (id: string): boolean =>
   id !== "" && (id.length <= 85 || (id.length <= 255 && Buffer.byteLength(id) <= 255))
 
+const idInProperty = { id: false } as const
+const idInHeader = { id: true } as const
+
 /** Properties of a persistent, mandatory publish of `envelope`. */
 export const properties = (envelope: Envelope.Envelope): amqp.Options.Publish => {
+  // deliveryMode 2 (persistent): written to disk by a durable queue, so a confirm means it survives a
+  // restart. Mandatory: a message no queue takes is returned (and reported Unroutable) instead of dropped.
+  // AMQP timestamps are seconds; the header keeps the milliseconds.
+  const timestamp = Math.floor(envelope.timestamp / 1000)
   // The id travels once: as `message-id` when it fits (read back by `headers`), else as the header.
-  const inProperty = fitsMessageId(envelope.id)
-  const props: amqp.Options.Publish = {
-    // deliveryMode 2: written to disk by a durable queue, so a confirm means it survives a restart.
-    persistent: true,
-    // A message no queue takes is returned (and reported Unroutable) instead of dropped.
-    mandatory: true,
-    // AMQP timestamps are seconds; the header keeps the milliseconds.
-    timestamp: Math.floor(envelope.timestamp / 1000),
-    headers: Envelope.toWireHeaders(envelope, { id: !inProperty })
-  }
-  if (inProperty) props.messageId = envelope.id
-  return props
+  // The headers are read only: amqplib derives its own object from them (as its prototype) and never
+  // writes to them, so the envelope's own headers go as they are when nothing is added.
+  // Each shape written out whole: no property added to an object already made, once per message.
+  return fitsMessageId(envelope.id)
+    ? {
+        persistent: true,
+        mandatory: true,
+        timestamp,
+        headers: Envelope.wireHeaders(envelope, idInProperty),
+        messageId: envelope.id
+      }
+    : { persistent: true, mandatory: true, timestamp, headers: Envelope.wireHeaders(envelope, idInHeader) }
 }
 
 /** The string headers of a received message, with AMQP properties standing in for missing Lossless ones. */
