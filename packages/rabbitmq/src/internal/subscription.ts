@@ -216,7 +216,8 @@ export const subscribe = (
           out.push(makeDelivery(handle, message, decoded.success))
         } else {
           out.push(undefined)
-          ;(malformed ??= []).push(quarantine(handle, message, decoded.failure.message))
+          if (malformed === undefined) malformed = []
+          malformed.push(quarantine(handle, message, decoded.failure.message))
         }
       }
       const deliveries = out as unknown as NonEmptyReadonlyArray<Delivery.Delivery | undefined>
