@@ -38,6 +38,7 @@
  */
 import {
   Clock,
+  type Context,
   Duration,
   Effect,
   Exit,
@@ -290,10 +291,15 @@ const steps = (options: RelayOptions) =>
         const rows = batches.flatMap((b) => b.sent.map((r) => ({ id: r.envelope.id, claim: r.claim })))
         if (rows.length === 0) return
         yield* store.markSent(rows)
-        for (const batch of batches) {
-          for (const row of batch.sent) yield* Metric.update(relayLag, batch.at - row.envelope.timestamp)
-        }
-        yield* Metric.update(relayed, rows.length)
+        // One effect for every row's lag rather than one per row: this runs for each message relayed.
+        yield* Effect.contextWith((context: Context.Context<never>) =>
+          Effect.sync(() => {
+            for (const batch of batches) {
+              for (const row of batch.sent) relayLag.updateUnsafe(batch.at - row.envelope.timestamp, context)
+            }
+            relayed.updateUnsafe(rows.length, context)
+          })
+        )
       })
 
     /** Records the failed rows of `batches`, in one store call, then reports them and alerts on parked ones. */

@@ -15,6 +15,14 @@
  * order check. `(status, seq)` serves listing, counting, check-backs of
  * prepared rows and purging sent rows.
  *
+ * On PostgreSQL the outbox table is filled to half its pages
+ * (`fillfactor = 50`): every row is updated twice after its insert (claimed,
+ * then marked), and with room on its page each new version stays there. The
+ * claim, which changes no indexed column, then adds no index entries (a HOT
+ * update), and both updates log only the bytes that changed rather than a
+ * second and third copy of the payload: about a quarter of the WAL per row
+ * relayed, at the cost of pages half full when the rows are inserted.
+ *
  * `migrate` creates them with Effect's `Migrator`, recording what it applied
  * in a table of its own (`lossless_migrations` by default), never in the
  * application's `effect_sql_migrations`: the migrator skips every id up to
@@ -79,10 +87,16 @@ const statuses = "'prepared', 'pending', 'failed', 'sent', 'parked'"
 
 /**
  * The DDL creating both tables and their indexes, one statement per entry,
- * idempotent (`IF NOT EXISTS`): what migration 1 runs, for teams that apply
- * schema changes with their own tool.
+ * idempotent: what the migrations run, for teams that apply schema changes
+ * with their own tool.
  */
-export const statements = (dialect: Dialect, tables: Tables = defaults): ReadonlyArray<string> => {
+export const statements = (dialect: Dialect, tables: Tables = defaults): ReadonlyArray<string> => [
+  ...createStatements(dialect, tables),
+  ...fillfactorStatements(dialect, tables)
+]
+
+/** Migration 1: the tables and indexes. */
+const createStatements = (dialect: Dialect, tables: Tables): ReadonlyArray<string> => {
   const { outbox, inbox } = tables
   const pg = dialect === "pg"
   const int64 = pg ? "BIGINT" : "INTEGER"
@@ -115,6 +129,21 @@ export const statements = (dialect: Dialect, tables: Tables = defaults): Readonl
   ]
 }
 
+/** Migration 2: room on the outbox's pages for its rows' updates (PostgreSQL; new pages only). */
+const fillfactorStatements = (dialect: Dialect, tables: Tables): ReadonlyArray<string> =>
+  dialect === "pg" ? [`ALTER TABLE "${tables.outbox}" SET (fillfactor = 50)`] : []
+
+/** Runs the statements for the client's dialect. */
+const running = (
+  statementsOf: (dialect: Dialect, tables: Tables) => ReadonlyArray<string>,
+  tables: Tables
+): Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient> =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const dialect = yield* dialectOf(sql)
+    for (const statement of statementsOf(dialect, tables)) yield* sql.unsafe(statement)
+  })
+
 /**
  * The migrations, by id: each reads the dialect from the client it runs on.
  * New versions of this package append migrations; applied ones never change.
@@ -122,11 +151,8 @@ export const statements = (dialect: Dialect, tables: Tables = defaults): Readonl
 export const migrations = (
   tables: Tables = defaults
 ): Record<string, Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient>> => ({
-  "0001_create_outbox_and_inbox": Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const dialect = yield* dialectOf(sql)
-    for (const statement of statements(dialect, tables)) yield* sql.unsafe(statement)
-  })
+  "0001_create_outbox_and_inbox": running(createStatements, tables),
+  "0002_outbox_fillfactor": running(fillfactorStatements, tables)
 })
 
 /** Why migrating failed. */

@@ -118,7 +118,13 @@ const headersOf = (row: { readonly id: string; readonly headers: string }): Reco
   return parsed as Record<string, string>
 }
 
-const envelopeOf = (row: ClaimedRecord): Envelope.Envelope => ({
+/**
+ * What decoding a claimed row reads. PostgreSQL's claim returns its rows in
+ * `seq` order and without it, times as `float8` (no `bigint` to make per row).
+ */
+type OrderedClaimedRecord = Omit<ClaimedRecord, "seq">
+
+const envelopeOf = (row: OrderedClaimedRecord): Envelope.Envelope => ({
   id: row.id,
   topic: row.topic,
   key: row.key ?? undefined,
@@ -182,12 +188,17 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
 
     const claimedOf =
       (claim: string) =>
-      (rows: ReadonlyArray<ClaimedRecord>): Effect.Effect<ReadonlyArray<Outbox.Claimed>, StoreUnavailable> =>
-        decode(() => bySeq(rows).map((row) => ({ envelope: envelopeOf(row), attempts: Number(row.attempts), claim })))
+      (rows: ReadonlyArray<OrderedClaimedRecord>): Effect.Effect<ReadonlyArray<Outbox.Claimed>, StoreUnavailable> =>
+        decode(() => rows.map((row) => ({ envelope: envelopeOf(row), attempts: Number(row.attempts), claim })))
 
     const claimedColumns = "seq, id, topic, key, payload, headers, timestamp, deliver_at, attempts"
     // PostgreSQL's claim joins other relations with the same column names; SQLite refuses qualified names here.
     const returning = sql.literal(pg ? claimedColumns.replace(/(\w+)/g, "o.$1") : claimedColumns)
+
+    // `RETURNING` order is unspecified: PostgreSQL's claim sorts in the statement (the others with `bySeq`).
+    const orderedColumns = sql.literal(
+      "id, topic, key, payload, headers, timestamp::float8 AS timestamp, deliver_at::float8 AS deliver_at, attempts"
+    )
 
     const unsent = sql.literal("('pending', 'failed')")
 
@@ -215,9 +226,18 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
      * of the `(key, seq)` index: flattened into an anti-join, PostgreSQL may
      * rescan every unsent row for each candidate when the table's statistics
      * are stale, as they are right after a burst of inserts.
+     *
+     * The scan itself must walk the `unsent` index in `seq` order and stop
+     * after `limit` rows. Told the limit, and with statistics that show few
+     * unsent rows (a table never analyzed, or analyzed while empty, before a
+     * burst), PostgreSQL prefers reading every unsent row (and every index
+     * entry of rows sent since the last vacuum) and sorting them: the whole
+     * backlog on every claim. The limit is therefore a subquery, whose value
+     * the planner does not see: planning for an unknown limit, it takes the
+     * ordered index scan that stops early.
      */
     const claimPg = (now: number, until: number, limit: number, token: string) =>
-      sql<ClaimedRecord>`
+      sql<OrderedClaimedRecord>`
         WITH candidates AS MATERIALIZED (
           SELECT c.id, c.key, c.seq FROM ${table} c
           WHERE c.status IN ${unsent} AND c.next_attempt_at <= ${now} AND c.claimed_until <= ${now}
@@ -227,7 +247,7 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
                 AND (b.next_attempt_at > ${now} OR b.claimed_until > ${now})
               OFFSET 0))
           ORDER BY c.seq
-          LIMIT ${limit}
+          LIMIT (SELECT ${limit}::int)
           FOR UPDATE OF c SKIP LOCKED
         ),
         blockers AS MATERIALIZED (
@@ -236,11 +256,14 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
             WHERE b.key = l.key AND b.seq < l.seq AND b.status IN ${unsent}
               AND b.id NOT IN (SELECT id FROM candidates)) AS seq
           FROM (SELECT key, MAX(seq) AS seq FROM candidates WHERE key IS NOT NULL GROUP BY key) l
+        ),
+        claimed AS (
+          UPDATE ${table} o SET claim = ${token}, claimed_until = ${until}
+          FROM candidates c LEFT JOIN blockers x ON x.key = c.key
+          WHERE o.id = c.id AND (x.seq IS NULL OR c.seq < x.seq)
+          RETURNING ${returning}
         )
-        UPDATE ${table} o SET claim = ${token}, claimed_until = ${until}
-        FROM candidates c LEFT JOIN blockers x ON x.key = c.key
-        WHERE o.id = c.id AND (x.seq IS NULL OR c.seq < x.seq)
-        RETURNING ${returning}`
+        SELECT ${orderedColumns} FROM claimed ORDER BY seq`
 
     /**
      * SQLite claim: the same rule in one UPDATE. A writing statement takes the
@@ -281,28 +304,54 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
     /**
      * PostgreSQL insert: each column travels as one array parameter, so the
      * statement is the same text whatever the batch size (prepared once per
-     * connection) and the client encodes no per-row SQL. `ORDER BY ord` gives
-     * the rows their `seq` in the batch's order. An id stored before is left
-     * as it is, as in the memory store.
+     * connection) and the client encodes no per-row SQL. A batch of one
+     * topic (`sendBatch`'s) sends its topic once. `ORDER BY ord` gives the
+     * rows their `seq` in the batch's order. An id stored before is left as
+     * it is, as in the memory store.
      */
     const insertPg = (envelopes: ReadonlyArray<Envelope.Envelope>, status: Outbox.Status, now: number) => {
-      const keys = envelopes.map((e) => e.key ?? null)
-      const deliverAts = envelopes.map((e) => (e.deliverAt === undefined ? null : BigInt(e.deliverAt)))
-      // An array of nulls alone has no type the driver can name; a NULL array unnests as nulls.
-      const orNull = <A>(values: ReadonlyArray<A | null>) => (values.some((v) => v !== null) ? values : null)
+      const n = envelopes.length
+      const ids: Array<string> = new Array(n)
+      const topics: Array<string> = new Array(n)
+      const keys: Array<string | null> = new Array(n)
+      const payloads: Array<Uint8Array> = new Array(n)
+      const headers: Array<string> = new Array(n)
+      const timestamps: Array<bigint> = new Array(n)
+      const deliverAts: Array<bigint | null> = new Array(n)
+      const first = envelopes[0]?.topic
+      let oneTopic = true
+      let anyKey = false
+      let anyDeliverAt = false
+      // One pass per batch: this runs for every message stored.
+      for (let i = 0; i < n; i++) {
+        const e = envelopes[i] as Envelope.Envelope
+        ids[i] = e.id
+        topics[i] = e.topic
+        if (e.topic !== first) oneTopic = false
+        keys[i] = e.key ?? null
+        if (e.key !== undefined) anyKey = true
+        payloads[i] = e.payload
+        headers[i] = JSON.stringify(e.headers)
+        timestamps[i] = BigInt(e.timestamp)
+        deliverAts[i] = e.deliverAt === undefined ? null : BigInt(e.deliverAt)
+        if (e.deliverAt !== undefined) anyDeliverAt = true
+      }
+      const topic = oneTopic ? sql`${first ?? ""}::text` : sql.literal("v.topic")
+      // A column left out travels as a NULL array, which unnests as nulls (an array of
+      // nulls alone has no type the driver can name).
       return sql`
         INSERT INTO ${table} (id, topic, key, payload, headers, timestamp, deliver_at, status, attempts,
                               next_attempt_at, created_at, claimed_until)
-        SELECT v.id, v.topic, v.key, v.payload, v.headers, v.timestamp, v.deliver_at, ${status}, 0,
+        SELECT v.id, ${topic}, v.key, v.payload, v.headers, v.timestamp, v.deliver_at, ${status}, 0,
                ${BigInt(now)}, ${BigInt(now)}, 0
         FROM unnest(
-          ${envelopes.map((e) => e.id)}::text[],
-          ${envelopes.map((e) => e.topic)}::text[],
-          ${orNull(keys)}::text[],
-          ${envelopes.map((e) => e.payload)}::bytea[],
-          ${envelopes.map((e) => JSON.stringify(e.headers))}::text[],
-          ${envelopes.map((e) => BigInt(e.timestamp))}::int8[],
-          ${orNull(deliverAts)}::int8[]
+          ${ids}::text[],
+          ${oneTopic ? null : topics}::text[],
+          ${anyKey ? keys : null}::text[],
+          ${payloads}::bytea[],
+          ${headers}::text[],
+          ${timestamps}::int8[],
+          ${anyDeliverAt ? deliverAts : null}::int8[]
         ) WITH ORDINALITY AS v(id, topic, key, payload, headers, timestamp, deliver_at, ord)
         ORDER BY v.ord
         ON CONFLICT (id) DO NOTHING RETURNING id`
@@ -360,7 +409,9 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
           const now = yield* Clock.currentTimeMillis
           const claim = yield* token
           const until = now + Duration.toMillis(lease)
-          const rows = yield* lift(pg ? claimPg(now, until, n, claim) : claimSqlite(now, until, n, claim))
+          const rows = pg
+            ? yield* lift(claimPg(now, until, n, claim))
+            : bySeq(yield* lift(claimSqlite(now, until, n, claim)))
           return yield* claimedOf(claim)(rows)
         }).pipe(Effect.withSpan("SqlOutboxStore.claim")),
 
@@ -453,7 +504,7 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
               LIMIT ${n}
               ${lock})
             RETURNING ${returning}`)
-          return yield* claimedOf(claim)(rows)
+          return yield* claimedOf(claim)(bySeq(rows))
         }),
 
       markUndecided: (id, claim, retryAt, reason) => {

@@ -48,7 +48,10 @@ const schemaCases = (db: Database): void => {
           const run = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
             Effect.provideService(effect, SqlClient.SqlClient, sql)
           expect(yield* run(app)).toEqual([[1, "create_orders"]])
-          expect(yield* run(OutboxSchema.migrate({ tables }))).toEqual([[1, "create_outbox_and_inbox"]])
+          expect(yield* run(OutboxSchema.migrate({ tables }))).toEqual([
+            [1, "create_outbox_and_inbox"],
+            [2, "outbox_fillfactor"]
+          ])
           expect(yield* run(OutboxSchema.migrate({ tables }))).toEqual([])
           expect(yield* run(app)).toEqual([])
           expect(yield* tablesOf(db, sql, prefix)).toEqual(
@@ -66,7 +69,16 @@ const schemaCases = (db: Database): void => {
           )
           const recorded = yield* sql<{ readonly migration_id: number; readonly name: string }>`
           SELECT migration_id, name FROM ${sql(tables.migrations)}`
-          expect(recorded).toEqual([{ migration_id: 1, name: "create_outbox_and_inbox" }])
+          expect(recorded).toEqual([
+            { migration_id: 1, name: "create_outbox_and_inbox" },
+            { migration_id: 2, name: "outbox_fillfactor" }
+          ])
+          if (db.name !== "sqlite") {
+            // Room on each page for a row's two updates (see OutboxSchema).
+            const [options] = yield* sql<{ readonly reloptions: ReadonlyArray<string> | null }>`
+              SELECT reloptions FROM pg_class WHERE oid = ${tables.outbox}::regclass`
+            expect(options?.reloptions).toEqual(["fillfactor=50"])
+          }
         })
     )
 
@@ -80,7 +92,10 @@ const schemaCases = (db: Database): void => {
           (client) => OutboxSchema.migrate({ tables }).pipe(Effect.provideService(SqlClient.SqlClient, client)),
           { concurrency: "unbounded" }
         )
-        expect(applied.flat()).toEqual([[1, "create_outbox_and_inbox"]])
+        expect(applied.flat()).toEqual([
+          [1, "create_outbox_and_inbox"],
+          [2, "outbox_fillfactor"]
+        ])
       })
     )
 
@@ -149,6 +164,8 @@ describe("table names", () => {
     expect(pgOutbox).toContain("payload BYTEA")
     expect(sqliteOutbox).toContain("seq INTEGER PRIMARY KEY AUTOINCREMENT")
     expect(sqliteOutbox).toContain("payload BLOB")
-    expect(OutboxSchema.statements("pg")).toHaveLength(6)
+    expect(OutboxSchema.statements("pg")).toHaveLength(7)
+    expect(OutboxSchema.statements("pg")).toContain(`ALTER TABLE "lossless_outbox" SET (fillfactor = 50)`)
+    expect(OutboxSchema.statements("sqlite")).toHaveLength(6)
   })
 })

@@ -72,6 +72,27 @@ describe.skipIf(!pg.available)(`PostgreSQL (${pg.url})`, () => {
       })
     )
 
+    it.effect("a claim takes the oldest rows through the index whatever the statistics say", () =>
+      Effect.gen(function* () {
+        const env = yield* postgres.env
+        const store = yield* storeOn(env)
+        // Statistics of an empty table, then a backlog: told the limit, PostgreSQL would sort every unsent row.
+        yield* env.sql.unsafe(`ANALYZE "${env.tables.outbox}"`)
+        const envelopes = Array.from({ length: 2_000 }, () => Harness.envelope("orders"))
+        yield* store.add(envelopes, "pending")
+        for (let i = 0; i < 6; i++) {
+          expect(ids(yield* store.claim(100, lease))).toEqual(envelopes.slice(i * 100, (i + 1) * 100).map((e) => e.id))
+        }
+        // The same statement, explained: an ordered scan of the unsent rows' index, no sort.
+        const plan = yield* env.sql<{ readonly "QUERY PLAN": string }>`
+          EXPLAIN SELECT id FROM ${env.sql(env.tables.outbox)}
+          WHERE status IN ('pending', 'failed') ORDER BY seq LIMIT (SELECT ${100}::int)`
+        expect(plan.map((row) => row["QUERY PLAN"]).join("\n")).toContain(
+          `Index Scan using ${env.tables.outbox}_unsent on`
+        )
+      })
+    )
+
     it.live("a relay with an hourly sweep publishes promptly after another process's committed insert", () =>
       Effect.gen(function* () {
         const Orders = Topic.make("orders", Schema.Struct({ id: Schema.String }))
