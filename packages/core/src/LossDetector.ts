@@ -169,7 +169,7 @@ const parseSequence = (raw: string | undefined): boolean => {
 /** When a producer id's epoch began, when it says (a UUIDv7 epoch); otherwise unknown. */
 const epochStart = (producerId: string): number | undefined => {
   const epoch = producerId.slice(producerId.lastIndexOf("/") + 1)
-  return MessageId.isUuidV7(epoch) ? MessageId.timestampOf(epoch) : undefined
+  return MessageId.timeOfUuidV7(epoch)
 }
 
 /**
