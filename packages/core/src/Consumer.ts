@@ -584,8 +584,8 @@ export const start = <A, E, R>(
       return lanes[index] as Queue.Queue<Job<A>, Cause.Done>
     }
     // A lane ended by shutdown takes nothing more: the delivery goes back to the broker, its claim to the store.
-    const enqueue = (job: Job<A>) =>
-      Effect.flatMap(Queue.offer(laneOf(job.delivery), job), (taken) => {
+    const enqueue = (job: Job<A>, lane = laneOf(job.delivery)) =>
+      Effect.flatMap(Queue.offer(lane, job), (taken) => {
         if (job.claim === undefined) return taken ? Effect.void : releaseAhead(job)
         claimedAhead.delete(job)
         return taken ? Effect.void : releaseAhead(job)
@@ -603,12 +603,13 @@ export const start = <A, E, R>(
         while: () => i < jobs.length,
         body: () => {
           while (i < jobs.length) {
-            const job = jobs[i] as Job<A>
-            if (!Queue.offerUnsafe(laneOf(job.delivery), job)) break
+            const job = jobs[i++] as Job<A>
+            // Chosen once: a key-less job's lane is picked round-robin.
+            const lane = laneOf(job.delivery)
+            if (!Queue.offerUnsafe(lane, job)) return enqueue(job, lane)
             if (job.claim !== undefined) claimedAhead.delete(job)
-            i++
           }
-          return i < jobs.length ? enqueue(jobs[i++] as Job<A>) : Effect.void
+          return Effect.void
         },
         step: () => {}
       })
