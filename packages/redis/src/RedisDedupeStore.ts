@@ -209,8 +209,10 @@ export const make = (client: Redis | Redis<"resp3">, options: RedisDedupeStoreOp
     complete: (key, token, ttl) =>
       Effect.flatMap(
         run(() => redis.losslessDedupeCompleteV1(prefix + key, busy(token), millis(ttl))),
-        (reply) =>
-          reply === 1 || reply === 0 ? Effect.succeed(reply === 1) : Effect.fail(unexpected("complete", reply))
+        (reply) => {
+          const done = completedOf(reply)
+          return done === undefined ? Effect.fail(unexpected("complete", reply)) : Effect.succeed(done)
+        }
       ),
     release: (key, token) => Effect.asVoid(run(() => redis.losslessDedupeReleaseV1(prefix + key, busy(token)))),
     // One token for the batch: each key is claimed at most once in it, and a token proves a claim on its own key only.
@@ -225,7 +227,7 @@ export const make = (client: Redis | Redis<"resp3">, options: RedisDedupeStoreOp
               const packed = pack(batch)
               return Effect.flatMap(
                 run(() => redis.losslessDedupeClaimManyV2(prefix, value, expiry, packed.lengths, packed.keys)),
-                (reply) => answers(reply, batch.length, "claim", (code) => claimCodes[code]?.(token))
+                (reply) => answers(reply, batch.length, "claim", (code) => claimOf(code, token))
               )
             },
             { concurrency: "unbounded" }
@@ -244,9 +246,7 @@ export const make = (client: Redis | Redis<"resp3">, options: RedisDedupeStoreOp
               run(() => redis.losslessDedupeCompleteManyV2(prefix, expiry, ...args)),
               (reply) =>
                 Effect.map(
-                  answers(reply, batch.length, "complete", (code) =>
-                    code === 49 ? true : code === 48 ? false : undefined
-                  ),
+                  answers(reply, batch.length, "complete", completedOf),
                   // The script answers run by run; put the answers back in the caller's order.
                   (inRuns) => order.map((at) => inRuns[at] as boolean)
                 )
@@ -301,11 +301,8 @@ const runsByToken = (
   return { args, order: slots.map((slot) => (offsets.get(slot.keys) as number) + slot.index) }
 }
 
-const claimCodes: Record<number, (token: string) => Dedupe.Claim> = {
-  49: (token) => ({ _tag: "Acquired", token }),
-  50: () => ({ _tag: "Done" }),
-  51: () => ({ _tag: "Busy" })
-}
+/** A complete's answer: 1 done, 0 no longer held. */
+const completedOf = (code: unknown): boolean | undefined => (code === 1 || code === 0 ? code === 1 : undefined)
 
 const claimOf = (code: unknown, token: string): Dedupe.Claim | undefined => {
   switch (code) {
@@ -320,7 +317,7 @@ const claimOf = (code: unknown, token: string): Dedupe.Claim | undefined => {
   }
 }
 
-/** Reads a batch script's reply: a string of `count` digits, each understood by `read` (given its char code). */
+/** Reads a batch script's reply: a string of `count` digits, each understood by `read` as the single forms' integer answers. */
 const answers = <A>(
   reply: unknown,
   count: number,
@@ -334,7 +331,7 @@ const answers = <A>(
   if (typeof reply !== "string" || reply.length !== count) return bad()
   const out: Array<A> = []
   for (let i = 0; i < count; i++) {
-    const answer = read(reply.charCodeAt(i))
+    const answer = read(reply.charCodeAt(i) - 48)
     if (answer === undefined) return bad()
     out.push(answer)
   }
