@@ -135,18 +135,16 @@ const seqOf = (message: amqp.Message): number => {
 /**
  * The properties of a raw publish: persistent and mandatory, the harness's
  * number in a header; with `wire`, also what Lossless puts on every message
- * (its id as the `message-id` property and the `timestamp` property; the
- * id's UUIDv7 carries the milliseconds, see `Wire.properties`), so a scenario can tell what the wire
+ * (its id as the `message-id` property, whose UUIDv7 carries the time, so
+ * no timestamp goes with it; see `Wire.properties`), so a scenario can tell what the wire
  * format costs the broker from what the library's code costs. Built with the
  * batch, before the timing, like everything the raw client sends.
  */
 const publishOptions = (seq: number, wire: boolean): amqp.Options.Publish => {
   const headers: Record<string, string> = { [seqHeader]: String(seq) }
   if (!wire) return { persistent: true, mandatory: true, headers }
-  // The UUIDv7 id carries the millisecond time, so Lossless sends no timestamp header for it.
-  const now = Date.now()
-  const id = MessageId.fromMillis(now)
-  return { persistent: true, mandatory: true, messageId: id, timestamp: Math.floor(now / 1000), headers }
+  // The UUIDv7 id carries the millisecond time, so Lossless sends no timestamp with it.
+  return { persistent: true, mandatory: true, messageId: MessageId.fromMillis(Date.now()), headers }
 }
 
 const openRaw = (wire: boolean): Effect.Effect<BenchClient, BenchError, Scope.Scope> =>

@@ -3,8 +3,11 @@
  * headers are `Envelope.wireHeaders` (core's single mapping), so the
  * timestamp and key travel as Lossless headers on every broker. The id
  * travels in the AMQP `message-id` property (as the header only when it is
- * too long for it); the `timestamp` property is set too, for tools that show
- * it. Both stand in for the headers on messages from plain AMQP producers.
+ * too long for it). On messages from plain AMQP producers, the `message-id`
+ * and `timestamp` properties stand in for the headers. Lossless sets no
+ * `timestamp` property itself: its ids carry the time, and RabbitMQ spends
+ * about a tenth more CPU per message on a persistent publish that has both
+ * `message-id` and `timestamp` than on one with either alone.
  */
 import { Envelope, Headers } from "@lossless/core"
 import type * as amqp from "amqplib"
@@ -27,8 +30,6 @@ const idInHeader = { id: true } as const
 export const properties = (envelope: Envelope.Envelope): amqp.Options.Publish => {
   // deliveryMode 2 (persistent): written to disk by a durable queue, so a confirm means it survives a
   // restart. Mandatory: a message no queue takes is returned (and reported Unroutable) instead of dropped.
-  // AMQP timestamps are seconds; the header keeps the milliseconds.
-  const timestamp = Math.floor(envelope.timestamp / 1000)
   // The id travels once: as `message-id` when it fits (read back by `headers`), else as the header.
   // The headers are read only: amqplib derives its own object from them (as its prototype) and never
   // writes to them, so the envelope's own headers go as they are when nothing is added.
@@ -37,11 +38,10 @@ export const properties = (envelope: Envelope.Envelope): amqp.Options.Publish =>
     ? {
         persistent: true,
         mandatory: true,
-        timestamp,
         headers: Envelope.wireHeaders(envelope, idInProperty),
         messageId: envelope.id
       }
-    : { persistent: true, mandatory: true, timestamp, headers: Envelope.wireHeaders(envelope, idInHeader) }
+    : { persistent: true, mandatory: true, headers: Envelope.wireHeaders(envelope, idInHeader) }
 }
 
 /** The string headers of a received message, with AMQP properties standing in for missing Lossless ones. */
