@@ -21,7 +21,7 @@
 import { type Outbox, OutboxRelay, Publisher, Transport } from "@lossless/core"
 import { OutboxSchema, Postgres, SqlOutbox } from "@lossless/sql"
 import { Services } from "@lossless/testkit"
-import { Array as Arr, Context, Deferred, Effect, Layer, Redacted, type Scope } from "effect"
+import { Array as Arr, Context, Deferred, Effect, Layer, Redacted, type Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { outboxTarget } from "../Scenario.ts"
 import { exclusive, rabbitAdmin, rabbitTransport } from "./rabbitmq.ts"
@@ -49,8 +49,8 @@ const failed = (what: string) => (cause: unknown) =>
   })
 
 /**
- * The store with the relay's progress reported to the harness: claims
- * remember each row's number; a mark reports its rows received (the broker
+ * The store with the relay's progress reported to the harness: claims and
+ * hand-offs remember each row's number; a mark reports its rows received (the broker
  * confirmed them; latency from `committedAt`) and, once written, settled.
  */
 const observed = (
@@ -60,13 +60,21 @@ const observed = (
   committedAt: ReadonlyArray<number>
 ): Outbox.OutboxStore => {
   const seqs = new Map<string, number>()
+  const remember = (rows: ReadonlyArray<Outbox.Claimed>) => {
+    for (const row of rows) seqs.set(row.envelope.id, Number(row.envelope.headers[seqHeader]))
+  }
+  const handoffs = store.handoffs
   return {
     ...store,
     claim: (limit, lease) =>
       Effect.map(store.claim(limit, lease), (rows) => {
-        for (const row of rows) seqs.set(row.envelope.id, Number(row.envelope.headers[seqHeader]))
+        remember(rows)
         return rows
       }),
+    handoffs:
+      handoffs === undefined
+        ? undefined
+        : (options) => Stream.tap(handoffs(options), (handoff) => Effect.sync(() => remember(handoff.rows))),
     markSent: (rows) =>
       Effect.suspend(() => {
         for (const row of rows) {

@@ -46,6 +46,16 @@ export interface Claimed {
   readonly claim: string
 }
 
+/**
+ * Rows a store claimed for a relay of its own process as it stored them, and
+ * handed over once their transaction committed (see `OutboxStore.handoffs`).
+ */
+export interface Handoff {
+  readonly rows: ReadonlyArray<Claimed>
+  /** When the claim began (epoch milliseconds): its lease ends no earlier than this plus the lease. */
+  readonly claimedAt: number
+}
+
 /** The outcome of a failed publish attempt for one row. */
 export interface Failure {
   readonly id: string
@@ -108,6 +118,22 @@ export interface OutboxStore {
   ) => Effect.Effect<void, StoreUnavailable>
   /** Signals that new rows may be ready (a write committed here or elsewhere). */
   readonly wakeups: Stream.Stream<void>
+  /**
+   * Optional: a relay in the store's own process subscribes by running the
+   * stream. While it runs, `add` claims the pending rows of a batch in the
+   * same INSERT, for `lease`, and the stream emits them once their
+   * transaction commits, so the relay publishes them without claiming them
+   * first (no claim round trip, no reading the rows back). A rolled-back
+   * transaction hands over nothing. A batch that has a key in it, or more
+   * than `maxRows` rows, is stored unclaimed as usual, since the claim is
+   * what keeps per-key order. Rows the subscriber cannot take at once, or
+   * that are still waiting when it stops, are released to be claimed as usual;
+   * rows of a relay that dies are claimed again when their lease ends, like
+   * any claimed row.
+   */
+  readonly handoffs?:
+    | ((options: { readonly lease: Duration.Duration; readonly maxRows: number }) => Stream.Stream<Handoff>)
+    | undefined
   readonly stats: Effect.Effect<Stats, StoreUnavailable>
   /** Rows by status, oldest first (operations). */
   readonly list: (status: Status, limit: number) => Effect.Effect<ReadonlyArray<Row>, StoreUnavailable>

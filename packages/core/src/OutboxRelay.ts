@@ -34,6 +34,13 @@
  * Several relays may share one store: claims are leases, so each row goes to
  * one relay at a time, and a relay that dies leaves its claims to expire.
  *
+ * **Hand-off.** With a store that offers `handoffs` (the SQL stores), a
+ * running relay also takes the rows its own process stores: claimed in
+ * their INSERT and handed over when their transaction commits, they are
+ * published without a claim statement, under the same `maxInFlight`, leases
+ * and marks as claimed batches. Claims still pick up everything else: rows
+ * with keys, rows of other processes, and rows left behind.
+ *
  * @since 0.1.0
  */
 import {
@@ -363,7 +370,19 @@ const steps = (options: RelayOptions) =>
       return total
     })
 
-    return { batchSize, maxInFlight, claimers, claim, publish, markSent, markFailed, relayOnce, checkUndecided, drain }
+    return {
+      batchSize,
+      maxInFlight,
+      claimers,
+      lease,
+      claim,
+      publish,
+      markSent,
+      markFailed,
+      relayOnce,
+      checkUndecided,
+      drain
+    }
   })
 
 /**
@@ -432,29 +451,44 @@ export const run = (options: RelayOptions): Effect.Effect<never, never, Transpor
     })
     yield* Effect.forkScoped(Effect.forever(marker))
 
+    /** Starts publishing claimed rows whose permits are taken; their answers go to the marker. */
+    const startPublishing = (rows: ReadonlyArray<Claimed>, claimedAt: number) =>
+      FiberSet.run(
+        publishing,
+        relay.publish(rows, claimedAt).pipe(
+          Effect.flatMap((batch) => Queue.offer(answered, batch)),
+          // A defect (a transport bug) must not keep the rows' permits: they come back, the rows wait for their lease.
+          Effect.catchDefect((defect) =>
+            Effect.andThen(
+              Effect.logError(`lossless: outbox relay: publishing a batch died: ${String(defect)}`),
+              Semaphore.release(inFlight, rows.length)
+            )
+          ),
+          Effect.asVoid
+        )
+      )
+
     /** Claims one batch (once there is room for it) and starts publishing it; the number of rows. */
     const claimNext = Effect.gen(function* () {
       yield* Semaphore.take(inFlight, batchSize)
       const { rows, claimedAt } = yield* Effect.tapError(relay.claim, () => Semaphore.release(inFlight, batchSize))
       if (rows.length < batchSize) yield* Semaphore.release(inFlight, batchSize - rows.length)
-      if (rows.length > 0) {
-        yield* FiberSet.run(
-          publishing,
-          relay.publish(rows, claimedAt).pipe(
-            Effect.flatMap((batch) => Queue.offer(answered, batch)),
-            // A defect (a transport bug) must not keep the rows' permits: they come back, the rows wait for their lease.
-            Effect.catchDefect((defect) =>
-              Effect.andThen(
-                Effect.logError(`lossless: outbox relay: publishing a batch died: ${String(defect)}`),
-                Semaphore.release(inFlight, rows.length)
-              )
-            ),
-            Effect.asVoid
-          )
-        )
-      }
+      if (rows.length > 0) yield* startPublishing(rows, claimedAt)
       return rows.length
     })
+
+    // Rows this process's own transactions stored come already claimed, once committed: published as they
+    // come, within the same `maxInFlight` as claimed batches.
+    const handoffs = options.store.handoffs
+    if (handoffs !== undefined) {
+      yield* Effect.forkScoped(
+        Stream.runForEach(handoffs({ lease: relay.lease, maxRows: relay.maxInFlight }), ({ rows, claimedAt }) =>
+          rows.length === 0
+            ? Effect.void
+            : Effect.andThen(Semaphore.take(inFlight, rows.length), startPublishing(rows, claimedAt))
+        )
+      )
+    }
 
     /** A claimer: claims while batches come back full, then waits; the first also resolves half messages. */
     const claimer = (i: number) => {

@@ -39,10 +39,21 @@
  * outermost transaction commits; writes by other processes are found by the
  * relay's sweep.
  *
+ * **Hand-off.** While a relay of this process runs `handoffs`, a batch of
+ * pending rows without keys (a `sendBatch` inside a transaction, say) is
+ * claimed for it in its INSERT and handed to it when the outermost
+ * transaction commits: the relay publishes the rows without claiming and
+ * reading them back, and no NOTIFY is sent for them. A rolled-back
+ * transaction hands over nothing and leaves no row. A relay that has fallen
+ * behind (`handoffBacklog` batches waiting) gets no more until it catches
+ * up; rows it cannot take, or has not taken when it stops, are released
+ * (claimable at once, with a wake-up), and those of a process that dies are
+ * claimed by any relay when their lease ends.
+ *
  * @since 0.1.0
  */
 import { type Envelope, MessageId, type Outbox, StoreUnavailable } from "@lossless/core"
-import { Array as Arr, Clock, Duration, Effect, PubSub, type Queue, Schedule, type Scope, Stream } from "effect"
+import { Array as Arr, Clock, Duration, Effect, PubSub, Queue, Schedule, type Scope, Stream } from "effect"
 import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import { type Dialect, dialectOf } from "./internal/dialect.ts"
 import { orUnavailable } from "./internal/transaction.ts"
@@ -71,6 +82,21 @@ export interface SqlOutboxStore extends Outbox.OutboxStore {
    * oldest first; returns how many. Sent rows are kept until purged.
    */
   readonly purgeSent: (before: number, limit?: number) => Effect.Effect<number, StoreUnavailable>
+}
+
+/** Committed batches a relay may have waiting to be taken before rows go the usual way instead. */
+const handoffBacklog = 16
+
+/** A claim made in an INSERT: its token and the end of its lease (epoch milliseconds). */
+type Claim = { readonly token: string; readonly until: number }
+
+/** A relay of this process taking rows as their transactions commit. */
+interface HandoffTaker {
+  readonly queue: Queue.Queue<Outbox.Handoff>
+  readonly leaseMillis: number
+  readonly maxRows: number
+  /** Cleared when the relay stops, before its queue is emptied: nothing is handed to it afterwards. */
+  open: boolean
 }
 
 /** Rows per INSERT or UPDATE: far below either database's parameter limit. */
@@ -309,7 +335,12 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
      * rows their `seq` in the batch's order. An id stored before is left as
      * it is, as in the memory store.
      */
-    const insertPg = (envelopes: ReadonlyArray<Envelope.Envelope>, status: Outbox.Status, now: number) => {
+    const insertPg = (
+      envelopes: ReadonlyArray<Envelope.Envelope>,
+      status: Outbox.Status,
+      now: number,
+      claim: Claim | undefined
+    ) => {
       const n = envelopes.length
       const ids: Array<string> = new Array(n)
       const topics: Array<string> = new Array(n)
@@ -341,9 +372,9 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
       // nulls alone has no type the driver can name).
       return sql`
         INSERT INTO ${table} (id, topic, key, payload, headers, timestamp, deliver_at, status, attempts,
-                              next_attempt_at, created_at, claimed_until)
+                              next_attempt_at, created_at, claim, claimed_until)
         SELECT v.id, ${topic}, v.key, v.payload, v.headers, v.timestamp, v.deliver_at, ${status}, 0,
-               ${BigInt(now)}, ${BigInt(now)}, 0
+               ${BigInt(now)}, ${BigInt(now)}, ${claim?.token ?? null}::text, ${BigInt(claim?.until ?? 0)}
         FROM unnest(
           ${ids}::text[],
           ${oneTopic ? null : topics}::text[],
@@ -361,7 +392,8 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
     const insertRows = (
       envelopes: Arr.NonEmptyReadonlyArray<Envelope.Envelope>,
       status: Outbox.Status,
-      now: number
+      now: number,
+      claim: Claim | undefined
     ) => {
       const rows = Arr.map(envelopes, (e) => ({
         id: e.id,
@@ -375,13 +407,82 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
         attempts: 0,
         next_attempt_at: now,
         created_at: now,
-        claimed_until: 0
+        claim: claim?.token ?? null,
+        claimed_until: claim?.until ?? 0
       }))
       return sql`INSERT INTO ${table} ${sql.insert(rows)}
                  ON CONFLICT (id) DO NOTHING RETURNING id`
     }
 
     const token = MessageId.make
+
+    // Relays of this process that take their rows as they commit (see "Hand-off" above), in turn.
+    const takers: Array<HandoffTaker> = []
+    let turn = 0
+
+    /** The relay to claim a batch for: it has no key, fits one INSERT and the relay, and a relay has room. */
+    const takerFor = (envelopes: ReadonlyArray<Envelope.Envelope>): HandoffTaker | undefined => {
+      if (takers.length === 0 || envelopes.length > chunkSize) return undefined
+      for (const e of envelopes) if (e.key !== undefined) return undefined
+      for (let i = 0; i < takers.length; i++) {
+        const taker = takers[(turn + i) % takers.length] as HandoffTaker
+        if (taker.open && envelopes.length <= taker.maxRows && Queue.sizeUnsafe(taker.queue) < handoffBacklog) {
+          turn = (turn + i + 1) % takers.length
+          return taker
+        }
+      }
+      return undefined
+    }
+
+    /** Stores a batch claimed for `taker`; once the outermost transaction commits, hands it over. */
+    const addHandedOff = (
+      envelopes: ReadonlyArray<Envelope.Envelope>,
+      now: number,
+      taker: HandoffTaker
+    ): Effect.Effect<void, StoreUnavailable> =>
+      Effect.gen(function* () {
+        const claim = { token: yield* token, until: now + taker.leaseMillis }
+        const chunk = envelopes as Arr.NonEmptyReadonlyArray<Envelope.Envelope>
+        const inserted = yield* lift(
+          pg ? insertPg(chunk, "pending", now, claim) : insertRows(chunk, "pending", now, claim)
+        )
+        // An id stored before keeps its row as it is: only the rows inserted now are this claim's.
+        const stored =
+          inserted.length === envelopes.length
+            ? envelopes
+            : ((ids) => envelopes.filter((e) => ids.has(e.id)))(new Set(inserted.map((r) => r.id)))
+        if (stored.length === 0) return
+        const rows = stored.map((envelope): Outbox.Claimed => ({ envelope, attempts: 0, claim: claim.token }))
+        yield* sql.afterCommit(
+          Effect.suspend(() =>
+            taker.open && Queue.offerUnsafe(taker.queue, { rows, claimedAt: now }) ? Effect.void : release(rows)
+          )
+        )
+      })
+
+    /**
+     * Makes the rows of one hand-off (one claim) claimable at once and wakes
+     * the relays; a failure only logs, as the rows are claimed again when the lease ends.
+     */
+    const release = (rows: ReadonlyArray<Outbox.Claimed>): Effect.Effect<void> => {
+      if (rows.length === 0) return Effect.void
+      const statement = pg
+        ? sql`UPDATE ${table} AS o SET claim = NULL, claimed_until = 0
+              FROM unnest(${rows.map((r) => r.envelope.id)}::text[], ${rows.map((r) => r.claim)}::text[]) AS v(id, claim)
+              WHERE o.id = v.id AND o.claim = v.claim RETURNING o.id`
+        : sql`UPDATE ${table} SET claim = NULL, claimed_until = 0
+              WHERE claim = ${(rows[0] as Outbox.Claimed).claim} AND id IN ${sql.in(rows.map((r) => r.envelope.id))}
+              RETURNING id`
+      return Effect.ignore(
+        Effect.andThen(changedAny(statement), wakeLocal).pipe(
+          Effect.tapError((e) =>
+            Effect.logWarning(
+              `lossless: ${name}: releasing handed-off rows failed (${e.message}); they wait for their lease`
+            )
+          )
+        )
+      )
+    }
 
     const store: SqlOutboxStore = {
       name,
@@ -392,15 +493,47 @@ export const make = (options: SqlOutboxStoreOptions = {}): Effect.Effect<SqlOutb
         Effect.gen(function* () {
           if (envelopes.length === 0) return
           const now = yield* Clock.currentTimeMillis
+          const taker = status === "pending" ? takerFor(envelopes) : undefined
+          if (taker !== undefined) return yield* addHandedOff(envelopes, now, taker)
           // Prepared rows wait for commit: nothing for a relay to do yet.
           const wake = status === "pending"
           const statements = chunks(envelopes, chunkSize).map((chunk) => {
-            const insert = pg ? insertPg(chunk, status, now) : insertRows(chunk, status, now)
+            const insert = pg ? insertPg(chunk, status, now, undefined) : insertRows(chunk, status, now, undefined)
             return wake ? changedAny(insert) : insert
           })
           yield* lift(atomically(statements))
           if (wake) yield* wakeLocal
         }).pipe(Effect.withSpan("SqlOutboxStore.add", { attributes: { count: envelopes.length } })),
+
+      handoffs: ({ lease, maxRows }) =>
+        Stream.unwrap(
+          Effect.map(
+            Effect.acquireRelease(
+              Effect.map(Queue.bounded<Outbox.Handoff>(handoffBacklog), (queue) => {
+                const taker: HandoffTaker = {
+                  queue,
+                  leaseMillis: Duration.toMillis(lease),
+                  maxRows: Math.max(1, Math.floor(maxRows)),
+                  open: true
+                }
+                takers.push(taker)
+                return taker
+              }),
+              (taker) =>
+                Effect.suspend(() => {
+                  taker.open = false
+                  takers.splice(takers.indexOf(taker), 1)
+                  return Effect.flatMap(Queue.clear(taker.queue), (left) =>
+                    Effect.andThen(
+                      Effect.forEach(left, (batch) => release(batch.rows), { discard: true }),
+                      Queue.shutdown(taker.queue)
+                    )
+                  )
+                })
+            ),
+            (taker) => Stream.fromQueue(taker.queue)
+          )
+        ),
 
       claim: (limit, lease) =>
         Effect.gen(function* () {

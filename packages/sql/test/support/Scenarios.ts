@@ -23,7 +23,7 @@ import {
 import { MemoryTransport } from "@lossless/memory"
 import { SqlInbox, SqlOutbox, type SqlOutboxStore } from "@lossless/sql"
 import { Faulty, Harness, OutboxStoreSuite } from "@lossless/testkit"
-import { Clock, Duration, Effect, Layer, Result, Schedule, Schema } from "effect"
+import { Clock, Duration, Effect, Fiber, Layer, Result, Schedule, Schema, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import type { Database, Env } from "./Databases.ts"
@@ -428,6 +428,192 @@ export const run = (db: Database): void => {
         const relay = yield* OutboxRelay.make({ store })
         expect(yield* relay.relayOnce).toMatchObject({ claimed: 1, parked: 1 })
         expect((yield* Effect.orDie(store.list("parked", 1)))[0]?.lastError).toContain("unroutable")
+      }).pipe(Effect.provide(layer))
+    })
+  })
+
+  describe(`hand-off on ${db.name}`, () => {
+    const lease = Duration.minutes(1)
+    const orderEnvelope = (id: string, key?: string) =>
+      Harness.envelope("orders", { payload: id, ...(key === undefined ? {} : { key }) })
+
+    /**
+     * Takes `store`'s hand-offs in a fiber of the case: `received` lists them;
+     * while `hold` is set, the taker stops at the next one until it is cleared.
+     * Returns once the subscription is up: a probe batch came through it.
+     */
+    const taking = (store: SqlOutboxStore.SqlOutboxStore) =>
+      Effect.gen(function* () {
+        const received: Array<Outbox.Handoff> = []
+        const control = { hold: false }
+        const fiber = yield* Effect.forkScoped(
+          Stream.runForEach(store.handoffs!({ lease, maxRows: 1000 }), (handoff) =>
+            Effect.andThen(
+              Effect.sync(() => received.push(handoff)),
+              waitUntil("the case to let the taker go on", () => !control.hold, 30_000)
+            )
+          )
+        )
+        yield* waitUntil(
+          "the hand-off subscription",
+          Effect.gen(function* () {
+            const probe = orderEnvelope("probe")
+            yield* Effect.orDie(store.add([probe], "pending"))
+            // A probe that went the usual way is claimed off, so the case starts from no claimable rows.
+            const claimed = yield* Effect.orDie(store.claim(100, lease))
+            yield* Effect.orDie(store.markSent(claimed.map((r) => ({ id: r.envelope.id, claim: r.claim }))))
+            yield* realSleep(5)
+            return received.some((h) => h.rows.some((r) => r.envelope.id === probe.id))
+          })
+        )
+        const probes = received.flatMap((h) => h.rows)
+        yield* Effect.orDie(store.markSent(probes.map((r) => ({ id: r.envelope.id, claim: r.claim }))))
+        received.length = 0
+        return { received, control, fiber }
+      })
+
+    const handedIds = (received: ReadonlyArray<Outbox.Handoff>) =>
+      received.flatMap((h) => h.rows.map((r) => r.envelope.id))
+    /** Claims what is claimable and marks it sent, so a later claim sees only what came since. */
+    const claimIds = (store: Outbox.OutboxStore) =>
+      Effect.gen(function* () {
+        const rows = yield* Effect.orDie(store.claim(100, lease))
+        yield* Effect.orDie(store.markSent(rows.map((r) => ({ id: r.envelope.id, claim: r.claim }))))
+        return rows.map((r) => r.envelope.id)
+      })
+
+    it.effect("a committed batch is handed over claimed, at the commit; a rolled-back one leaves nothing", () =>
+      Effect.gen(function* () {
+        yield* TestClock.setTime(1_700_000_000_000)
+        const env = yield* db.env
+        const store = yield* storeOn(env)
+        const { received } = yield* taking(store)
+        const [a, b, c] = [orderEnvelope("a"), orderEnvelope("b"), orderEnvelope("c")]
+        yield* env.sql.withTransaction(
+          Effect.gen(function* () {
+            yield* Effect.orDie(store.add([a, b], "pending"))
+            yield* realSleep(20)
+            expect(received).toHaveLength(0)
+          })
+        )
+        yield* waitUntil("the committed batch", () => received.length === 1)
+        const handoff = received[0]!
+        expect(handedIds(received)).toEqual([a.id, b.id])
+        expect(handoff.rows.map((r) => r.attempts)).toEqual([0, 0])
+        expect(handoff.claimedAt).toBe(yield* Clock.currentTimeMillis)
+        // Claimed for the hand-off: no claim gets them while the lease holds.
+        expect(yield* claimIds(store)).toEqual([])
+        yield* Effect.orDie(store.markSent(handoff.rows.map((r) => ({ id: r.envelope.id, claim: r.claim }))))
+        expect(yield* statsOf(store)).toMatchObject({ pending: 0 })
+        const sent = yield* Effect.orDie(store.list("sent", 100))
+        expect(sent.map((r) => r.envelope.id)).toEqual(expect.arrayContaining([a.id, b.id]))
+
+        const rolledBack = env.sql.withTransaction(
+          Effect.andThen(Effect.orDie(store.add([c], "pending")), Effect.fail("no"))
+        )
+        expect(yield* Effect.flip(rolledBack)).toBe("no")
+        yield* realSleep(50)
+        expect(received).toHaveLength(1)
+        expect(yield* Effect.orDie(store.list("pending", 10))).toEqual([])
+      })
+    )
+
+    it.effect("a batch with a key, and batches past a stalled relay's backlog, go the usual way", () =>
+      Effect.gen(function* () {
+        yield* TestClock.setTime(1_700_000_000_000)
+        const env = yield* db.env
+        const store = yield* storeOn(env)
+        const { received, control } = yield* taking(store)
+        const keyed = [orderEnvelope("k1", "customer-1"), orderEnvelope("u1")]
+        yield* Effect.orDie(store.add(keyed, "pending"))
+        expect(yield* claimIds(store)).toEqual(keyed.map((e) => e.id))
+
+        control.hold = true
+        const batches = Array.from({ length: 20 }, (_, i) => [orderEnvelope(`b${i}`)])
+        yield* Effect.orDie(store.add(batches[0]!, "pending"))
+        yield* waitUntil("the taker to stall on the first batch", () => received.length === 1)
+        for (const batch of batches.slice(1)) yield* Effect.orDie(store.add(batch, "pending"))
+        // One batch taken, sixteen waiting: the last three were stored unclaimed.
+        expect(yield* claimIds(store)).toEqual(batches.slice(17).map((b) => b[0]!.id))
+        control.hold = false
+        yield* waitUntil("the waiting batches", () => received.length === 17)
+        expect(handedIds(received)).toEqual(batches.slice(0, 17).map((b) => b[0]!.id))
+      })
+    )
+
+    it.effect("batches a relay has not taken when it stops are released at once; a taken one waits for its lease", () =>
+      Effect.gen(function* () {
+        yield* TestClock.setTime(1_700_000_000_000)
+        const env = yield* db.env
+        const store = yield* storeOn(env)
+        const { received, control, fiber } = yield* taking(store)
+        control.hold = true
+        const batches = Array.from({ length: 3 }, (_, i) => [orderEnvelope(`s${i}`), orderEnvelope(`t${i}`)])
+        yield* Effect.orDie(store.add(batches[0]!, "pending"))
+        yield* waitUntil("the taker to stall on the first batch", () => received.length === 1)
+        for (const batch of batches.slice(1)) yield* Effect.orDie(store.add(batch, "pending"))
+        yield* Fiber.interrupt(fiber)
+        expect(yield* claimIds(store)).toEqual(batches.slice(1).flatMap((b) => b.map((e) => e.id)))
+        // Once the relay has stopped, nothing more is claimed for it.
+        const after = orderEnvelope("after")
+        yield* Effect.orDie(store.add([after], "pending"))
+        expect(yield* claimIds(store)).toEqual([after.id])
+        yield* TestClock.adjust(lease)
+        expect(yield* claimIds(store)).toEqual(batches[0]!.map((e) => e.id))
+      })
+    )
+
+    it.effect("a running relay publishes its own process's committed batches without claiming them", () => {
+      const { layer } = transport()
+      return Effect.gen(function* () {
+        yield* declare
+        const env = yield* db.env
+        const inner = yield* storeOn(env)
+        let claimedRows = 0
+        const store: Outbox.OutboxStore = {
+          ...inner,
+          claim: (limit, lease) =>
+            Effect.tap(inner.claim(limit, lease), (rows) => Effect.sync(() => (claimedRows += rows.length)))
+        }
+        const handled = yield* consume
+        yield* Effect.forkScoped(OutboxRelay.run({ store, sweepInterval: "1 hour" }))
+        // The relay's subscription is up once a probe sent outside any transaction is delivered unclaimed.
+        let probes = 0
+        yield* waitUntil(
+          "the relay's subscription",
+          Effect.gen(function* () {
+            const probe = `probe-${probes++}`
+            const claimedBefore = claimedRows
+            yield* Publisher.send(Orders, { id: probe, n: 0 }).pipe(Effect.provide(outboxPublisher(store)))
+            yield* waitUntil(`${probe} delivered`, () => handled.some((h) => h.id === probe))
+            return claimedRows === claimedBefore
+          }).pipe(Effect.orDie)
+        )
+        yield* waitUntil(
+          "the probes marked sent",
+          Effect.map(statsOf(store), (s) => s.pending === 0)
+        )
+        const before = handled.length
+        const claimedBefore = claimedRows
+        yield* env.sql.withTransaction(
+          Publisher.sendBatch(
+            Orders,
+            Array.from({ length: 50 }, (_, n) => ({ payload: { id: `o-${n}`, n } }))
+          ).pipe(Effect.provide(outboxPublisher(store)))
+        )
+        yield* waitUntil("the batch delivered", () => handled.length === before + 50)
+        yield* waitUntil(
+          "every row marked sent",
+          Effect.map(statsOf(store), (s) => s.pending === 0 && s.sent === before + 50)
+        )
+        expect(claimedRows).toBe(claimedBefore)
+        // Without keys, handlers run concurrently: every message once, in any order.
+        expect(
+          handled
+            .slice(before)
+            .map((h) => h.n)
+            .sort((a, b) => a - b)
+        ).toEqual(Array.from({ length: 50 }, (_, n) => n))
       }).pipe(Effect.provide(layer))
     })
   })
