@@ -14,6 +14,8 @@ export interface TargetStatus {
   readonly description: string
   readonly available: boolean
   readonly reason: string | undefined
+  /** Whether a scenario of the run used it (an available target may have none in this mode or selection). */
+  readonly used?: boolean | undefined
   /** For a peer library: where its guarantees differ from Lossless's. */
   readonly note?: string | undefined
 }
@@ -377,13 +379,15 @@ export const tables = (results: ReadonlyArray<ScenarioResult>): string =>
     })
     .join("\n\n")
 
-/** Which targets ran and which were skipped, and why. */
+/** Which targets ran, which were available but had no scenario in this run, and which were skipped, and why. */
 export const targetLines = (targets: ReadonlyArray<TargetStatus>): string =>
   targets
     .map((t) =>
-      t.available
-        ? `- ${t.name} (${t.kind}): ran — ${t.description}`
-        : `- ${t.name} (${t.kind}): skipped — ${t.reason ?? "not available"}`
+      !t.available
+        ? `- ${t.name} (${t.kind}): skipped — ${t.reason ?? "not available"}`
+        : t.used === false
+          ? `- ${t.name} (${t.kind}): available, no scenario of this run — ${t.description}`
+          : `- ${t.name} (${t.kind}): ran — ${t.description}`
     )
     .join("\n")
 

@@ -478,6 +478,69 @@ export const emulated = [
   }
 ] as const
 
+/** Partitions of every topic the default Kafka targets create. */
+export const defaultPartitions = 3
+
+/** The partition counts the Kafka sweep sets beside the default. */
+export const sweptPartitions: ReadonlyArray<number> = [1, 6]
+
+/** The name of a Kafka target whose topics have `partitions` partitions; the default count keeps the plain name. */
+export const partitionedName = (name: string, partitions: number): string =>
+  partitions === defaultPartitions ? name : `${name}-${partitions}p`
+
+/**
+ * Full mode: Kafka consume by partition count (1, 3, 6), Lossless's runtime
+ * beside raw kafkajs at each count (its ratio is to the raw client at the
+ * same count; each raw one is shown against one partition). The partitions
+ * are fetched and handled concurrently up to the consumer's concurrency, so
+ * this shows how each client spreads over them; with the emulator in the
+ * same process on two cores it is not a broker's scaling.
+ */
+export const partitionSuite = (mode: Mode, available: ReadonlySet<string>): ReadonlyArray<Comparison> => {
+  const counts = [...sweptPartitions, defaultPartitions].sort((a, b) => a - b)
+  const names = counts.map((p) => ({
+    p,
+    raw: partitionedName("kafka-raw", p),
+    runtime: partitionedName("kafka-runtime", p)
+  }))
+  if (mode === "quick" || !names.every((n) => available.has(n.raw) && available.has(n.runtime))) return []
+  const payloadBytes = 1024
+  const prefix = `kafka/partitions/consume/${sizeTag(payloadBytes)}`
+  const scenarios = names.flatMap(({ p, raw, runtime }): Array<Scenario> => {
+    const base: Scenario = {
+      id: `${prefix}/${p}p/raw`,
+      label: `kafkajs consume, ${p} partition${p === 1 ? "" : "s"}`,
+      target: raw,
+      operation: "consume",
+      payloadBytes,
+      amount: { messages: 20_000 },
+      batchSize: 100,
+      publishConcurrency: 10,
+      prefetch: 100,
+      maxInFlight: 1000
+    }
+    return [
+      base,
+      {
+        ...base,
+        id: `${prefix}/${p}p/runtime`,
+        label: `Lossless Consumer.start, ${p} partition${p === 1 ? "" : "s"}`,
+        target: runtime,
+        concurrency: defaultConcurrency,
+        versus: base.id
+      }
+    ]
+  })
+  return [
+    {
+      name: `kafka consume ${formatBytes(payloadBytes)} on the emulator by partition count`,
+      baseline: scenarios[0]?.id ?? "",
+      ...brokerRounds(mode),
+      scenarios
+    }
+  ]
+}
+
 /**
  * Kafka and RocketMQ (on their emulators, in-process) beside their raw clients
  * with the same guarantees, 1 KiB: publish in batches of 100, ten in flight,
@@ -817,13 +880,11 @@ export const skipped = (mode: Mode, available: ReadonlySet<string>): ReadonlyArr
     if (!available.has(p.target))
       out.push({ what: `${p.label} beside Lossless`, why: `target ${p.target} not available` })
   }
-  // Partitions are a Kafka notion; the sweep needs a Kafka target that takes a partition count.
-  out.push({
-    what: "partition-count sweep",
-    why: available.has("kafka")
-      ? "the kafka target does not take a partition count yet"
-      : "no partitioned target available (kafka)"
-  })
+  // Partitions are a Kafka notion: the sweep needs the Kafka targets.
+  if (mode === "quick") fullOnly("Kafka consume by partition count")
+  else if (!available.has(partitionedName("kafka-runtime", 1))) {
+    out.push({ what: "Kafka consume by partition count", why: "no Kafka targets available" })
+  }
   return out
 }
 
@@ -843,6 +904,7 @@ export const plan = (mode: Mode, targets: ReadonlyArray<{ readonly name: string;
       ...runtimeSuite(mode, available),
       ...rabbitmqSuite(mode, available),
       ...emulatedSuite(mode, available),
+      ...partitionSuite(mode, available),
       ...latencySuite(mode, available),
       ...rabbitmqFeatureSuite(mode, available),
       ...outboxSuite(mode, available),

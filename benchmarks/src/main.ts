@@ -75,19 +75,20 @@ const main = Effect.gen(function* () {
   const available = new Map<string, Target>(
     statuses.filter((s) => s.availability.available).map((s) => [s.target.name, s.target])
   )
+  const full = Scenario.plan(options.mode, [...available.values()])
+  const plan =
+    options.only === undefined ? full : { ...full, comparisons: Scenario.only(full.comparisons, options.only) }
+  const used = new Set(plan.comparisons.flatMap((c) => c.scenarios.map((s) => s.target)))
   const targetStatus: Array<Report.TargetStatus> = statuses.map(({ target, availability }) => ({
     name: target.name,
     kind: target.kind,
     description: target.description,
     available: availability.available,
     reason: availability.available ? undefined : availability.reason,
+    used: used.has(target.name),
     note: target.note
   }))
   log(`Targets:\n${Report.targetLines(targetStatus)}`)
-
-  const full = Scenario.plan(options.mode, [...available.values()])
-  const plan =
-    options.only === undefined ? full : { ...full, comparisons: Scenario.only(full.comparisons, options.only) }
   const count = plan.comparisons.reduce((n, c) => n + c.scenarios.length, 0)
   if (count === 0) {
     log(`no scenario matches${options.only === undefined ? "" : ` "${options.only}"`}`)

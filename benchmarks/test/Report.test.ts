@@ -241,6 +241,19 @@ describe("peers, other ratios and fixed rates", () => {
     expect(table).toContain("due→handler")
   })
 
+  it("tell a target that ran from one that was available but had no scenario in the run", () => {
+    const lines = Report.targetLines([
+      { ...status("kafka-raw", "raw"), used: true },
+      { ...status("kafka-raw-6p", "raw"), used: false },
+      { ...status("rocketmq", "lossless"), available: false, reason: "not reachable" }
+    ]).split("\n")
+    expect(lines).toEqual([
+      "- kafka-raw (raw): ran — kafka-raw",
+      "- kafka-raw-6p (raw): available, no scenario of this run — kafka-raw-6p",
+      "- rocketmq (lossless): skipped — not reachable"
+    ])
+  })
+
   it("gather every requirement's verdict, and list what was skipped and why", () => {
     const withRequirement = [
       result(transport, "t", undefined),

@@ -7,6 +7,7 @@ import {
   type Feature,
   only,
   outboxTarget,
+  partitionedName,
   peers,
   plan,
   rabbitmq,
@@ -495,6 +496,37 @@ describe("the full plan", () => {
     const byConcurrency = comparisonOf(plan("full", all).comparisons, "core runtime on rabbitmq, 1 KiB")
     expect(byConcurrency.scenarios.map((s) => s.concurrency)).toEqual([16, 1, 64])
     expect(names).toContain("core runtime on memory, 1 KiB: heap per message in flight")
-    expect(plan("full", all).skipped.map((s) => s.what)).toContain("partition-count sweep")
+    // Without the Kafka targets the partition sweep says why it is missing.
+    expect(plan("full", all).skipped).toContainEqual({
+      what: "Kafka consume by partition count",
+      why: "no Kafka targets available"
+    })
+  })
+
+  it("sweeps Kafka's partition count in full mode, Lossless beside kafkajs at each count", () => {
+    const kafka = [1, 3, 6].flatMap((p) => [
+      { name: partitionedName("kafka-raw", p), kind: "raw" as const },
+      { name: partitionedName("kafka-runtime", p), kind: "runtime" as const }
+    ])
+    const full = plan("full", [...all, ...kafka])
+    const c = comparisonOf(full.comparisons, "kafka consume 1 KiB on the emulator by partition count")
+    const targets = c.scenarios.map((s) => s.target)
+    expect(targets).toEqual([
+      "kafka-raw-1p",
+      "kafka-runtime-1p",
+      "kafka-raw",
+      "kafka-runtime",
+      "kafka-raw-6p",
+      "kafka-runtime-6p"
+    ])
+    for (const s of c.scenarios.filter((s) => s.target.startsWith("kafka-runtime"))) {
+      const raw = c.scenarios.find((r) => r.target === s.target.replace("runtime", "raw"))
+      expect(s).toMatchObject({ operation: "consume", versus: raw?.id, prefetch: raw?.prefetch })
+    }
+    expect(c.baseline).toBe(c.scenarios[0]?.id)
+    expect(full.skipped.map((s) => s.what)).not.toContain("Kafka consume by partition count")
+    const quick = plan("quick", [...all, ...kafka])
+    expect(quick.comparisons.some((c) => c.name.includes("by partition count"))).toBe(false)
+    expect(quick.skipped).toContainEqual({ what: "Kafka consume by partition count", why: "full mode only: --full" })
   })
 })

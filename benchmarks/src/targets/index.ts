@@ -9,7 +9,8 @@
  * runs other RabbitMQ libraries beside them; `outbox.ts` runs the SQL outbox
  * and its relay on PostgreSQL and RabbitMQ.
  */
-import { kafkaRaw, kafkaRuntime, kafkaTransport } from "./kafka.ts"
+import { sweptPartitions } from "../Scenario.ts"
+import { kafkaRaw, kafkaRawWith, kafkaRuntime, kafkaRuntimeWith, kafkaTransport } from "./kafka.ts"
 import { memory } from "./memory.ts"
 import { outbox } from "./outbox.ts"
 import { peerTargets } from "./peers.ts"
@@ -36,6 +37,7 @@ export const targets: ReadonlyArray<Target> = [
   kafkaRaw,
   kafkaTransport,
   kafkaRuntime,
+  ...sweptPartitions.flatMap((p) => [kafkaRawWith(p), kafkaRuntimeWith(p)]),
   rocketmqRaw,
   rocketmqTransport,
   rocketmqRuntime
