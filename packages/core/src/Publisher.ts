@@ -243,7 +243,19 @@ export const make = (options: PublisherOptions = {}): Effect.Effect<PublisherSha
       })
 
       // The schedule decides whether to go again; whatever is still pending when it gives up has failed.
-      return Effect.flatMap(Effect.ignore(Effect.retry(attempt, schedule)), () => {
+      // The retry is set up only once the first attempt failed (setting it up costs more than a whole
+      // attempt): it replays that first failure to the schedule, then goes on exactly as a retry from the start.
+      const retried = (first: PublishError) => {
+        let replay: PublishError | undefined = first
+        const again = Effect.suspend(() => {
+          if (replay === undefined) return attempt
+          const error = replay
+          replay = undefined
+          return Effect.fail(error)
+        })
+        return Effect.ignore(Effect.retry(again, schedule))
+      }
+      return Effect.flatMap(Effect.catch(attempt, retried), () => {
         for (const i of pending ?? batch.map((_, i) => i))
           failures.push({ envelope: batch[i] as Envelope, attempts, error: errors?.[i] as PublishError })
         if (failures.length > 0) {
