@@ -21,6 +21,7 @@ import { Consumer, LossDetector, Publisher, type Transport } from "@lossless/cor
 import { Harness } from "@lossless/testkit"
 import { Deferred, type Duration, Effect, Exit, Schedule, Scope } from "effect"
 import { memoryInbox } from "./memoryInbox.ts"
+import { makeSends, sender } from "./Senders.ts"
 import { jobTopic } from "./shared.ts"
 
 /** The fault every run has: a consumer of the deduped group killed with handlers running. */
@@ -128,33 +129,8 @@ export const run = <Fault extends string>(
       retry: Schedule.spaced("100 millis").pipe(Schedule.upTo({ times: 300 })),
       attemptTimeout: "10 seconds"
     })
-    const sends = { confirmed: new Set<string>(), failed: 0, resent: 0, next: 0 }
-    const sender = Effect.gen(function* () {
-      while (sends.next < total) {
-        const from = sends.next
-        const size = Math.min(batchSize, total - from)
-        sends.next += size
-        const batch = Array.from({ length: size }, (_, i) => ({ payload: { n: from + i }, key: `k${(from + i) % 32}` }))
-        yield* publisher.sendBatch(Jobs, batch).pipe(
-          Effect.flatMap((sent) =>
-            Effect.sync(() => {
-              for (const s of sent) {
-                sends.confirmed.add(s.id)
-                if (s.attempts > 1) sends.resent++
-              }
-            })
-          ),
-          Effect.catchTag("SendFailed", (failed) =>
-            Effect.sync(() => {
-              for (const id of failed.confirmed) sends.confirmed.add(id)
-              sends.failed += failed.failures.length
-            })
-          ),
-          Effect.orDie
-        )
-        yield* Effect.sleep(options.batchPause)
-      }
-    })
+    const sends = makeSends()
+    const send = sender({ publisher, topic: Jobs, sends, total, batchSize, pause: options.batchPause })
 
     let killedInflight = 0
     const kill = Effect.gen(function* () {
@@ -200,10 +176,7 @@ export const run = <Fault extends string>(
       { discard: true }
     )
     yield* Effect.all(
-      [
-        Effect.forEach(Array.from({ length: senders }), () => sender, { concurrency: "unbounded", discard: true }),
-        chaos
-      ],
+      [Effect.forEach(Array.from({ length: senders }), () => send, { concurrency: "unbounded", discard: true }), chaos],
       { concurrency: "unbounded", discard: true }
     )
 

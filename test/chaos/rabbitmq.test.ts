@@ -31,6 +31,7 @@ import { SqlClient } from "effect/sql"
 import { afterAll } from "vitest"
 import * as RabbitSupport from "../../packages/rabbitmq/test/support.ts"
 import * as ConsumerProcess from "./ConsumerProcess.ts"
+import { makeSends, sender } from "./Senders.ts"
 import { type ConsumerSettings, jobTopic, type Status } from "./shared.ts"
 
 const rabbit = await Services.require("rabbitmq")
@@ -240,36 +241,8 @@ if (missing.length > 0) {
             retry: Schedule.spaced("250 millis").pipe(Schedule.upTo({ times: 480 })),
             attemptTimeout: "10 seconds"
           })
-          const sends = { confirmed: new Set<string>(), failed: 0, resent: 0, next: 0 }
-          const sender = Effect.gen(function* () {
-            while (sends.next < total) {
-              const from = sends.next
-              const size = Math.min(batchSize, total - from)
-              sends.next += size
-              const batch = Array.from({ length: size }, (_, i) => ({
-                payload: { n: from + i },
-                key: `k${(from + i) % 32}`
-              }))
-              yield* publisher.sendBatch(Jobs, batch).pipe(
-                Effect.flatMap((sent) =>
-                  Effect.sync(() => {
-                    for (const s of sent) {
-                      sends.confirmed.add(s.id)
-                      if (s.attempts > 1) sends.resent++
-                    }
-                  })
-                ),
-                Effect.catchTag("SendFailed", (failed) =>
-                  Effect.sync(() => {
-                    for (const id of failed.confirmed) sends.confirmed.add(id)
-                    sends.failed += failed.failures.length
-                  })
-                ),
-                Effect.orDie
-              )
-              yield* Effect.sleep(batchPause)
-            }
-          })
+          const sends = makeSends()
+          const send = sender({ publisher, topic: Jobs, sends, total, batchSize, pause: batchPause })
 
           const progress = (phase: string) =>
             Effect.gen(function* () {
@@ -349,7 +322,7 @@ if (missing.length > 0) {
 
           const sendingFrom = Date.now()
           const reporter = yield* Effect.forkScoped(Effect.repeat(progress("sending"), Schedule.spaced("3 seconds")))
-          const sendAll = Effect.forEach(Array.from({ length: senders }), () => sender, {
+          const sendAll = Effect.forEach(Array.from({ length: senders }), () => send, {
             concurrency: "unbounded",
             discard: true
           })
