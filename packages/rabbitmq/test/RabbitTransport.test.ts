@@ -9,6 +9,7 @@ import { describe, expect, it } from "@effect/vitest"
 import {
   DeadLetter,
   type Envelope,
+  MessageId,
   SettlementFailed,
   TopicNotFound,
   Transport,
@@ -283,6 +284,27 @@ describe.skipIf(!rabbit.available)(`RabbitTransport (${rabbit.url})`, () => {
       yield* again.ack
       yield* Support.admin((ch) => ch.deleteQueue(retryQueue))
     }).pipe(Effect.provide(transport()))
+  )
+
+  it.live(
+    "a published message carries its id as message-id, persistent, and no AMQP timestamp: the id has the time",
+    () =>
+      Effect.gen(function* () {
+        const topic = Harness.uniqueName("wire")
+        const group = Harness.uniqueName("g")
+        yield* Harness.declare([topic], [[topic, group]])
+        const sent = Harness.envelope(topic, { payload: "on the wire", headers: { "x-tenant": "t1" } })
+        yield* Harness.publishAll([sent])
+        const raw = yield* Support.admin((ch) => ch.get(RabbitTopology.workQueue("", topic, group), { noAck: true }))
+        expect(raw).not.toBe(false)
+        if (raw === false) return
+        expect(raw.properties.messageId).toBe(sent.id)
+        expect(raw.properties.deliveryMode).toBe(2)
+        expect(raw.properties.timestamp).toBeUndefined()
+        expect(raw.properties.headers?.["x-tenant"]).toBe("t1")
+        // The receiving side still knows when it was sent, from the id.
+        expect(MessageId.timeOfUuidV7(raw.properties.messageId)).toBe(sent.timestamp)
+      }).pipe(Effect.provide(transport()))
   )
 
   it.live("a message from a plain AMQP producer without an id goes to the dead letters with the reason", () =>
