@@ -17,9 +17,10 @@
  * the checks every broker shares).
  */
 import { expect } from "@effect/vitest"
-import { Consumer, LossDetector, Publisher, type Transport } from "@lossless/core"
+import { Consumer, type LossDetector, Publisher, type Transport } from "@lossless/core"
 import { Harness } from "@lossless/testkit"
 import { Deferred, type Duration, Effect, Exit, Schedule, Scope } from "effect"
+import { startAudit } from "./Audit.ts"
 import { memoryInbox } from "./memoryInbox.ts"
 import { makeSends, sender } from "./Senders.ts"
 import { jobTopic } from "./shared.ts"
@@ -78,21 +79,7 @@ export const run = <Fault extends string>(
       [groups.inbox, groups.audit].map((g) => [topic, g] as const)
     )
 
-    const gapsReported: Array<LossDetector.Gap> = []
-    const detector = yield* LossDetector.make({
-      sweepInterval: "1 second",
-      onLoss: (gap) => Effect.sync(() => gapsReported.push(gap))
-    })
-    const audited = new Map<string, number>()
-    yield* Consumer.start({
-      topic: Jobs,
-      group: groups.audit,
-      lossDetector: detector,
-      concurrency: 4,
-      prefetch: 64,
-      ordering: "none",
-      handler: (message) => Effect.sync(() => audited.set(message.id, (audited.get(message.id) ?? 0) + 1))
-    })
+    const { detector, gapsReported, audited } = yield* startAudit(Jobs, groups.audit, 64)
 
     const inbox = memoryInbox()
     const effects: Array<{ readonly id: string; readonly consumer: string }> = []

@@ -21,7 +21,7 @@
  * PostgreSQL fails the file; elsewhere the test is skipped with the reason.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Consumer, LossDetector, Publisher } from "@lossless/core"
+import { Publisher } from "@lossless/core"
 import { RabbitTransport } from "@lossless/rabbitmq"
 import { RedisClient } from "@lossless/redis"
 import { OutboxSchema, Postgres } from "@lossless/sql"
@@ -30,6 +30,7 @@ import { Effect, Fiber, Layer, Redacted, Schedule, type Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { afterAll } from "vitest"
 import * as RabbitSupport from "../../packages/rabbitmq/test/support.ts"
+import { startAudit } from "./Audit.ts"
 import * as ConsumerProcess from "./ConsumerProcess.ts"
 import { makeSends, sender } from "./Senders.ts"
 import { type ConsumerSettings, jobTopic, type Status } from "./shared.ts"
@@ -204,28 +205,8 @@ if (missing.length > 0) {
           const { topic, settings, effectCounts, effectRows, inboxKeys } = yield* prepare
           const Jobs = jobTopic(topic)
 
-          // The audit group: every message, in this process, through the loss detector.
-          // It starts before the producer, so each stream must begin at sequence 1. The
-          // default grace window (30 s) decides when an open gap is called lost; one still
-          // open at the end fails the test as pending.
-          const gapsReported: Array<LossDetector.Gap> = []
-          const detector = yield* LossDetector.make({
-            sweepInterval: "1 second",
-            onLoss: (gap) => Effect.sync(() => gapsReported.push(gap))
-          })
-          const audited = new Map<string, number>()
-          yield* Consumer.start({
-            topic: Jobs,
-            group: groups.audit,
-            lossDetector: detector,
-            concurrency: 4,
-            prefetch: 200,
-            ordering: "none",
-            handler: (message) =>
-              Effect.sync(() => {
-                audited.set(message.id, (audited.get(message.id) ?? 0) + 1)
-              })
-          })
+          // The audit group (see Audit.ts): one still open gap at the end fails the test as pending.
+          const { detector, gapsReported, audited } = yield* startAudit(Jobs, groups.audit, 200)
 
           const consumers = yield* Effect.all(
             [ConsumerProcess.start("consumer-1", settings), ConsumerProcess.start("consumer-2", settings)],
